@@ -1,0 +1,1 @@
+"""Dense-prediction networks in plain PyTorch; knows nothing of video or the pipeline."""

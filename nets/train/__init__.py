@@ -1,0 +1,1 @@
+"""Data sets, losses and training loops for the shipped weights."""

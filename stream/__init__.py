@@ -1,0 +1,1 @@
+"""densestream: frames in, dense predictions and overlays out."""
