@@ -1,0 +1,84 @@
+"""The Python API that the ``densestream`` command is a thin layer over."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .errors import DenseStreamError
+from .overlay import OverlayRenderer
+from .pipeline import Pipeline, ProgressCallback, stop_on_signals
+from .sinks import RawSink, WindowSink, open_sink
+from .sources import open_source
+from .stats import RunSummary
+from .tasks import Task, build_task
+
+LAYOUTS = ("overlay", "side-by-side", "grid")
+RAW_KEYS = ("labels", "depth", "boxes", "scores", "lost")
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x,y,w,h' in pixels to a tuple; width and height must be positive."""
+    try:
+        x, y, w, h = (float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise DenseStreamError(f"--init-box '{text}' is not x,y,w,h (four numbers)") from exc
+    if w <= 0 or h <= 0:
+        raise DenseStreamError(f"--init-box '{text}' needs a positive width and height")
+    return x, y, w, h
+
+
+def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None,
+                   out: str | None = None, raw: str | None = None, show: bool = False,
+                   layout: str = "overlay", device: str = "auto", precision: str = "auto",
+                   batch: int = 1, max_frames: int | None = None,
+                   init_box: tuple[float, float, float, float] | None = None,
+                   hud: bool = True, live: bool | None = None,
+                   progress: ProgressCallback | None = None) -> Pipeline:
+    """Open the source, the task and every sink asked for, ready to run or iterate.
+
+    ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
+    a task name (see ``stream.tasks.TASK_NAMES``) or a ready ``Task``; ``out`` a video file,
+    an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows.
+    """
+    if layout not in LAYOUTS:
+        raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
+    if not (out or raw or show):
+        raise DenseStreamError("nothing to write: give --out, --raw or --show")
+    task_obj = task if isinstance(task, Task) else build_task(task, model, init_box)
+    src = open_source(source) if live is None else open_source(source, live=live)
+    sinks = []
+    try:
+        renderer = OverlayRenderer(layout=layout, classes=task_obj.classes,
+                                   depth_range=task_obj.depth_range or (1.0, 80.0))
+        out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
+        out_info = replace(src.info, width=out_w, height=out_h)
+        if out:
+            sinks.append(open_sink(out, out_info))
+        if raw:
+            sinks.append(RawSink(raw))
+        if show:
+            sinks.append(WindowSink(f"densestream: {src.info.name}"))
+        return Pipeline(src, task_obj, renderer, sinks, device=device, precision=precision,
+                        batch=batch, max_frames=max_frames,
+                        raw_keys=RAW_KEYS if raw else (), hud=hud, progress=progress)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        src.close()
+        raise
+
+
+def _display_size(task: Task, info) -> tuple[int, int]:
+    """(height, width) of the image the overlay draws on (upscaled for super-resolution)."""
+    scale = getattr(task, "scale", 1)
+    return info.height * scale, info.width * scale
+
+
+def run(source, task: str | Task = "seg", **options) -> RunSummary:
+    """Process ``source`` to the outputs given in ``options`` (see ``build_pipeline``).
+
+    Ctrl-C and SIGTERM stop the run gracefully when called from the main thread: frames in
+    flight are finished and every output file is finalised before this returns.
+    """
+    pipeline = build_pipeline(source, task, **options)
+    with stop_on_signals(pipeline):
+        return pipeline.run()

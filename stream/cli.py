@@ -1,0 +1,111 @@
+"""The ``densestream`` command: a thin layer over ``stream.api``."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+
+import click
+
+from .pipeline import describe_error
+from .tasks import TASK_NAMES
+
+
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+class ProgressLine:
+    """'frames 120/221 | 24.1 fps | ETA 4 s' on one terminal line, refreshed a few times a second."""
+
+    def __init__(self, enabled: bool, interval: float = 0.25) -> None:
+        self.enabled = enabled
+        self.interval = interval
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int | None, fps: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.interval and done != total):
+            return
+        self._last = now
+        text = f"frames {done}" + (f"/{total}" if total else "") + f" | {fps:.1f} fps"
+        if total and fps > 0:
+            text += f" | ETA {max(total - done, 0) / fps:.0f} s"
+        click.echo(f"\r{text:<60}", nl=False, err=True)
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            click.echo("", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="densestream")
+def main() -> None:
+    """Dense prediction on live or recorded video: segmentation, depth, tracking, restoration."""
+    warnings.showwarning = _warn_one_line
+
+
+@main.command()
+@click.argument("source")
+@click.option("--task", "task", type=click.Choice(TASK_NAMES), default="seg", show_default=True)
+@click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's shipped model).")
+@click.option("--out", default=None, help="Output video (.mp4/.mkv/.mov), image folder, or 'null'.")
+@click.option("--raw", default=None, help="Folder for raw outputs: label PNGs, depth PNG/NPY, tracks.csv.")
+@click.option("--show", is_flag=True, help="Show the result in a window (q or Esc quits).")
+@click.option("--layout", type=click.Choice(["overlay", "side-by-side", "grid"]), default="overlay",
+              show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Frames per batch (offline input).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+              show_default=True)
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option("--init-box", default=None, help="Target box x,y,w,h in frame 1 (--task track).")
+@click.option("--live/--offline", default=None,
+              help="Override the input's policy: live drops stale frames, offline keeps all.")
+@click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
+def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
+        init_box, live, hud) -> None:
+    """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
+    synth://drive, synth://pattern."""
+    from . import api
+
+    progress = ProgressLine(enabled=sys.stderr.isatty())
+    try:
+        box = api.parse_box(init_box) if init_box else None
+        pipeline = api.build_pipeline(
+            source, task, model=model, out=out, raw=raw, show=show, layout=layout,
+            device=device, precision=precision, batch=batch, max_frames=max_frames,
+            init_box=box, hud=hud, live=live, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
+        if os.environ.get("DENSESTREAM_DEBUG"):
+            raise
+        raise SystemExit(_fail(describe_error(exc)))
+    with api.stop_on_signals(pipeline):
+        summary = pipeline.run()
+    progress.finish()
+    for line in summary.lines():
+        click.echo(line, err=True)
+    if summary.error:
+        _fail(summary.error)
+    elif summary.interrupted:
+        click.echo("interrupted: outputs hold the frames processed so far", err=True)
+    sys.exit(summary.exit_code)
+
+
+def _fail(message: str) -> int:
+    click.echo(f"error: {message}", err=True)
+    return 1
+
+
+@main.command()
+def models() -> None:
+    """List the model zoo: names, tasks and whether trained weights ship."""
+    from nets import zoo
+
+    for name in zoo.available():
+        spec = zoo.spec(name)
+        state = "trained" if spec.weights else "untrained"
+        click.echo(f"{name:32s} {spec.task:14s} {state}")

@@ -1,0 +1,206 @@
+"""Task adapters: turn uint8 frames on the device into the outputs the overlay and sinks use.
+
+A task takes N x 3 x H x W uint8 images (channels_last memory, on the run's device) and returns
+a dict of device tensors with any of: ``labels`` (N x H x W uint8 class ids), ``depth``
+(N x H x W float32 metres), ``boxes`` (N x 4 x, y, w, h), ``scores`` (N), ``lost`` (N bool),
+``restored`` (N x 3 x H' x W' uint8) and ``display`` (the image to draw on, when it differs
+from the input, e.g. the bicubic upscale for super-resolution). Models come from ``nets.zoo``.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nets.errors import NetsError
+
+from .errors import DenseStreamError, ModelError
+
+TASK_NAMES = ("seg", "depth", "seg+depth", "track", "denoise", "sr", "jpeg", "deblur")
+
+DEFAULT_MODELS = {
+    "seg": "lwrefinenet-mbv2-camvid",
+    "depth": "joint-mbv2-camvid",
+    "seg+depth": "joint-mbv2-camvid",
+    "track": "siamfc-alexnet",
+    "denoise": "rednet-denoise",
+    "sr": "rednet-sr2",
+    "jpeg": "rednet-jpeg",
+    "deblur": "rednet-deblur",
+}
+
+DEFAULT_DEPTH_RANGE = (1.0, 80.0)
+
+
+class Task:
+    """Base of all tasks: a name, what the overlay needs to know, and the per-batch call."""
+
+    name = "task"
+    classes: list[str] | None = None
+    depth_range: tuple[float, float] | None = None
+
+    def prepare(self, device: torch.device) -> None:
+        """Move weights and state to ``device``; called once before the first batch."""
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class _Normaliser:
+    """uint8 RGB to the model's normalised float input, as one fused multiply-add."""
+
+    def __init__(self, mean, std, value_scale: float = 1.0 / 255.0) -> None:
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.scale = value_scale / std_t
+        self.shift = -mean_t / std_t
+
+    def to(self, device: torch.device) -> None:
+        self.scale = self.scale.to(device)
+        self.shift = self.shift.to(device)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, images.float(), self.scale)
+
+
+class _ModelTask(Task):
+    """A task backed by one ``nets`` model with its zoo spec."""
+
+    def __init__(self, model: torch.nn.Module, spec) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.normalise = _Normaliser(spec.mean, spec.std)
+
+    def prepare(self, device: torch.device) -> None:
+        self.model.to(device=device, memory_format=torch.channels_last)
+        self.normalise.to(device)
+
+
+class SegmentationTask(_ModelTask):
+    """Per-pixel classes from a segmentation network's logits."""
+
+    name = "seg"
+
+    def __init__(self, model, spec) -> None:
+        super().__init__(model, spec)
+        self.classes = list(spec.classes)
+
+    def __call__(self, images):
+        logits = self.model(self.normalise(images))
+        return {"labels": logits.argmax(1).to(torch.uint8)}
+
+
+class JointTask(_ModelTask):
+    """Segmentation and metric depth from one shared encoder-decoder pass."""
+
+    def __init__(self, model, spec, want_labels: bool = True) -> None:
+        super().__init__(model, spec)
+        self.want_labels = want_labels
+        self.name = "seg+depth" if want_labels else "depth"
+        self.classes = list(spec.classes) if want_labels else None
+        self.depth_range = tuple(getattr(spec, "depth_range", None) or DEFAULT_DEPTH_RANGE)
+
+    def __call__(self, images):
+        logits, depth = self.model(self.normalise(images))
+        outputs = {"depth": depth[:, 0].float().abs()}
+        if self.want_labels:
+            outputs["labels"] = logits.argmax(1).to(torch.uint8)
+        return outputs
+
+
+class RestorationTask(_ModelTask):
+    """RED-Net restoration; for super-resolution the bicubic upscale is drawn beside it."""
+
+    def __init__(self, model, spec, mode: str) -> None:
+        super().__init__(model, spec)
+        self.name = mode
+        self.scale = int(getattr(model, "scale", 1) or 1)
+
+    def __call__(self, images):
+        restored = self.model(self.normalise(images)).float().clamp_(0.0, 1.0)
+        outputs = {"restored": restored.mul_(255.0).round_().to(torch.uint8)}
+        if self.scale != 1:
+            upscaled = F.interpolate(images.float(), scale_factor=self.scale, mode="bicubic",
+                                     align_corners=False)
+            outputs["display"] = upscaled.clamp_(0, 255).round_().to(torch.uint8)
+        return outputs
+
+
+class TrackingTask(Task):
+    """Follows the box given for the first frame with a Siamese tracker kept on the device."""
+
+    name = "track"
+
+    def __init__(self, net: torch.nn.Module, init_box: tuple[float, float, float, float]) -> None:
+        self.net = net.eval()
+        self.init_box = init_box
+        self.tracker = None
+        self.started = False
+
+    def prepare(self, device: torch.device) -> None:
+        from nets.siamese import SiamFCTracker
+
+        self.tracker = SiamFCTracker(self.net.to(device), device=device)
+
+    def __call__(self, images):
+        boxes, scores, lost = [], [], []
+        for image in images:
+            if not self.started:
+                self.tracker.init(image, self.init_box)
+                self.started = True
+                box, score, is_lost = self.init_box, 1.0, False
+            else:
+                result = self.tracker.update(image)
+                box, score, is_lost = result.box, result.score, result.lost
+            boxes.append(box)
+            scores.append(score)
+            lost.append(is_lost)
+        device = images.device
+        return {"boxes": torch.tensor(boxes, dtype=torch.float32, device=device),
+                "scores": torch.tensor(scores, dtype=torch.float32, device=device),
+                "lost": torch.tensor(lost, dtype=torch.bool, device=device)}
+
+
+def resolve_model(model: str | None, task: str):
+    """(module, spec) for a zoo name or a checkpoint path; warns when weights are untrained."""
+    from nets import zoo
+
+    name = model or DEFAULT_MODELS[task]
+    try:
+        if Path(name).suffix in (".pt", ".pth", ".ckpt") or Path(name).is_file():
+            return zoo.import_checkpoint(name)
+        spec = zoo.spec(name)
+        if spec.weights:
+            return zoo.load(name)
+        warnings.warn(f"model '{name}' has no trained weights shipped yet: its output is from "
+                      "random initial weights", stacklevel=2)
+        return zoo.build(name), spec
+    except NetsError as exc:
+        raise ModelError(str(exc)) from exc
+
+
+def build_task(task: str, model: str | None = None,
+               init_box: tuple[float, float, float, float] | None = None) -> Task:
+    """The task adapter for a CLI task name, with its default or the given model."""
+    if task not in TASK_NAMES:
+        raise DenseStreamError(f"unknown task '{task}' (choose from {', '.join(TASK_NAMES)})")
+    if task == "track" and init_box is None:
+        raise DenseStreamError("--task track needs --init-box x,y,w,h (the target in frame 1)")
+    module, spec = resolve_model(model, task)
+    if task == "seg":
+        if spec.task not in ("segment", "segment+depth"):
+            raise ModelError(f"model '{spec.name}' does not segment (it does {spec.task})")
+        return JointTask(module, spec) if spec.task == "segment+depth" else SegmentationTask(module, spec)
+    if task in ("depth", "seg+depth"):
+        if spec.task != "segment+depth":
+            raise ModelError(f"model '{spec.name}' does not predict depth (it does {spec.task})")
+        return JointTask(module, spec, want_labels=task == "seg+depth")
+    if task == "track":
+        if spec.task != "track":
+            raise ModelError(f"model '{spec.name}' is not a tracker (it does {spec.task})")
+        return TrackingTask(module, init_box)
+    if spec.task != "restore":
+        raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
+    return RestorationTask(module, spec, task)
