@@ -1,1 +1,16 @@
-"""densestream: frames in, dense predictions and overlays out."""
+"""densestream: frames in, dense predictions and overlays out.
+
+``stream.run(source, task, out=...)`` processes a whole input; ``stream.build_pipeline``
+returns a ``Pipeline`` to iterate result by result. The ``densestream`` command wraps both.
+"""
+
+__all__ = ["build_pipeline", "run"]
+
+
+def __getattr__(name: str):
+    """Import the API on first use, so ``import stream.frames`` stays light."""
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'stream' has no attribute {name!r}")

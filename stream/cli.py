@@ -50,7 +50,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("source")
-@click.option("--task", "task", type=click.Choice(TASK_NAMES), default="seg", show_default=True)
+@click.option("--task", "task", default="seg", show_default=True,
+              help=f"One of {', '.join(TASK_NAMES)}, or several joined by commas.")
 @click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's shipped model).")
 @click.option("--out", default=None, help="Output video (.mp4/.mkv/.mov), image folder, or 'null'.")
 @click.option("--raw", default=None, help="Folder for raw outputs: label PNGs, depth PNG/NPY, tracks.csv.")

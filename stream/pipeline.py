@@ -53,6 +53,7 @@ class _SinkWorker:
         self.thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
 
     def _run(self) -> None:
+        """Write until the queue ends, then close the sink here (window toolkits want that)."""
         try:
             while (item := self.buffer.get()) is not END:
                 started = time.perf_counter()
@@ -61,6 +62,11 @@ class _SinkWorker:
         except BaseException as exc:  # noqa: BLE001 - reported to the run, never lost
             self.buffer.cancel()
             self.on_error(exc)
+        finally:
+            try:
+                self.sink.close()
+            except BaseException as exc:  # noqa: BLE001 - a failed close is an error too
+                self.on_error(exc)
 
 
 class Pipeline:
@@ -219,14 +225,10 @@ class Pipeline:
         for worker in self._workers:
             worker.buffer.close()
         for worker in self._workers:
-            if worker.thread.is_alive():
+            if worker.thread.ident is None:
+                worker.sink.close()
+            else:
                 worker.thread.join()
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except BaseException as exc:  # noqa: BLE001 - a failed close is an error too
-                with self._error_lock:
-                    self._errors.append(exc)
         self._reader.join(timeout=5.0)
         error = describe_error(self._errors[0]) if self._errors else None
         self.summary = self.stats.summary(self.frames.dropped, self._interrupted, error)

@@ -163,6 +163,29 @@ class TrackingTask(Task):
                 "lost": torch.tensor(lost, dtype=torch.bool, device=device)}
 
 
+class CombinedTask(Task):
+    """Several tasks on the same frames, outputs merged (for grid demos of every task)."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.tasks = tasks
+        self.name = ",".join(task.name for task in tasks)
+        self.classes = next((task.classes for task in tasks if task.classes), None)
+        self.depth_range = next((task.depth_range for task in tasks if task.depth_range), None)
+        self.scale = max(getattr(task, "scale", 1) for task in tasks)
+        if self.scale != 1:
+            raise DenseStreamError("super-resolution cannot be combined with other tasks")
+
+    def prepare(self, device: torch.device) -> None:
+        for task in self.tasks:
+            task.prepare(device)
+
+    def __call__(self, images):
+        merged: dict[str, torch.Tensor] = {}
+        for task in self.tasks:
+            merged.update(task(images))
+        return merged
+
+
 def resolve_model(model: str | None, task: str):
     """(module, spec) for a zoo name or a checkpoint path; warns when weights are untrained."""
     from nets import zoo
@@ -183,7 +206,11 @@ def resolve_model(model: str | None, task: str):
 
 def build_task(task: str, model: str | None = None,
                init_box: tuple[float, float, float, float] | None = None) -> Task:
-    """The task adapter for a CLI task name, with its default or the given model."""
+    """The task adapter for a CLI task name (or comma-separated names), with its model."""
+    if "," in task:
+        if model is not None:
+            raise DenseStreamError("--model cannot be given with several tasks")
+        return CombinedTask([build_task(name.strip(), None, init_box) for name in task.split(",")])
     if task not in TASK_NAMES:
         raise DenseStreamError(f"unknown task '{task}' (choose from {', '.join(TASK_NAMES)})")
     if task == "track" and init_box is None:
