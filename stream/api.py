@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .engine import select_device
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
@@ -43,12 +44,14 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
     if not (out or raw or show):
         raise DenseStreamError("nothing to write: give --out, --raw or --show")
-    task_obj = task if isinstance(task, Task) else build_task(task, model, init_box)
+    torch_device = select_device(device)
     src = open_source(source) if live is None else open_source(source, live=live)
     sinks = []
     try:
+        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box)
         renderer = OverlayRenderer(layout=layout, classes=task_obj.classes,
-                                   depth_range=task_obj.depth_range or (1.0, 80.0))
+                                   depth_range=task_obj.depth_range or (1.0, 80.0),
+                                   device=torch_device, expect=task_obj.outputs)
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:
@@ -57,7 +60,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sinks.append(RawSink(raw))
         if show:
             sinks.append(WindowSink(f"densestream: {src.info.name}"))
-        return Pipeline(src, task_obj, renderer, sinks, device=device, precision=precision,
+        return Pipeline(src, task_obj, renderer, sinks, device=torch_device, precision=precision,
                         batch=batch, max_frames=max_frames,
                         raw_keys=RAW_KEYS if raw else (), hud=hud, progress=progress)
     except BaseException:

@@ -20,8 +20,10 @@ from .frames import Frame
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def select_device(name: str = "auto") -> torch.device:
+def select_device(name: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA when present, else the CPU; an explicit device must exist."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

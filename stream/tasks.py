@@ -38,6 +38,7 @@ class Task:
     """Base of all tasks: a name, what the overlay needs to know, and the per-batch call."""
 
     name = "task"
+    outputs: tuple[str, ...] = ()
     classes: list[str] | None = None
     depth_range: tuple[float, float] | None = None
 
@@ -82,6 +83,7 @@ class SegmentationTask(_ModelTask):
     """Per-pixel classes from a segmentation network's logits."""
 
     name = "seg"
+    outputs = ("labels",)
 
     def __init__(self, model, spec) -> None:
         super().__init__(model, spec)
@@ -99,6 +101,7 @@ class JointTask(_ModelTask):
         super().__init__(model, spec)
         self.want_labels = want_labels
         self.name = "seg+depth" if want_labels else "depth"
+        self.outputs = ("labels", "depth") if want_labels else ("depth",)
         self.classes = list(spec.classes) if want_labels else None
         self.depth_range = tuple(getattr(spec, "depth_range", None) or DEFAULT_DEPTH_RANGE)
 
@@ -116,6 +119,7 @@ class RestorationTask(_ModelTask):
     def __init__(self, model, spec, mode: str) -> None:
         super().__init__(model, spec)
         self.name = mode
+        self.outputs = ("restored",)
         self.scale = int(getattr(model, "scale", 1) or 1)
 
     def __call__(self, images):
@@ -132,6 +136,7 @@ class TrackingTask(Task):
     """Follows the box given for the first frame with a Siamese tracker kept on the device."""
 
     name = "track"
+    outputs = ("boxes", "scores", "lost")
 
     def __init__(self, net: torch.nn.Module, init_box: tuple[float, float, float, float]) -> None:
         self.net = net.eval()
@@ -169,6 +174,7 @@ class CombinedTask(Task):
     def __init__(self, tasks: list[Task]) -> None:
         self.tasks = tasks
         self.name = ",".join(task.name for task in tasks)
+        self.outputs = tuple(dict.fromkeys(key for task in tasks for key in task.outputs))
         self.classes = next((task.classes for task in tasks if task.classes), None)
         self.depth_range = next((task.depth_range for task in tasks if task.depth_range), None)
         self.scale = max(getattr(task, "scale", 1) for task in tasks)

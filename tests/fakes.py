@@ -45,6 +45,7 @@ class LumaTask(Task):
     """Labels = mean brightness // 64, depth = 1 + row index: exact and model-free."""
 
     name = "luma"
+    outputs = ("labels", "depth")
     classes = ["dark", "dim", "bright", "white"]
     depth_range = (1.0, 100.0)
 
