@@ -1,0 +1,60 @@
+"""Safe reading and strict loading of state dicts, with one-line NetsError messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from nets.errors import NetsError
+
+__all__ = ["read_state_dict", "load_state_strict"]
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a state dict safely (weights_only), unwrapping ``state_dict``/``model`` wrappers
+    and ``module.`` prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise NetsError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NetsError(f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
+                        f"{reason}") from None
+    while isinstance(data, Mapping) and any(isinstance(data.get(k), Mapping) for k in ("state_dict", "model")):
+        data = data["state_dict"] if isinstance(data.get("state_dict"), Mapping) else data["model"]
+    if not isinstance(data, Mapping) or not data or not all(isinstance(v, Tensor) for v in data.values()):
+        raise NetsError(f"checkpoint {path} does not hold a state dict of tensors")
+    state = dict(data)
+    while state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], source: str | Path) -> None:
+    """Load every tensor strictly (old checkpoints may lack BN ``num_batches_tracked``);
+    floating tensors are cast to the model's dtype."""
+    expected = model.state_dict()
+    missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(k for k in expected if k in state and state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing (first {missing[0]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
+        if wrong:
+            key = wrong[0]
+            problems.append(f"{len(wrong)} with the wrong shape (first {key}: "
+                            f"{tuple(state[key].shape)} vs {tuple(expected[key].shape)})")
+        raise NetsError(f"checkpoint {source} does not fit {type(model).__name__}: {'; '.join(problems)}")
+    merged = {}
+    for key, reference in expected.items():
+        value = state.get(key, reference)
+        merged[key] = value.to(reference.dtype) if value.is_floating_point() else value
+    model.load_state_dict(merged, strict=True)
