@@ -28,6 +28,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TASKS = ("segment", "depth", "segment+depth", "restore", "track", "classify")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+UNIT_MEAN = (0.0, 0.0, 0.0)
+UNIT_STD = (1.0, 1.0, 1.0)
 
 CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
                   "Car", "Pedestrian", "Bicyclist")
@@ -84,6 +86,13 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
               "segment+depth", numbered_classes(6), depth_range=(0.0, 80.0)),
     ModelSpec("joint-mbv2-nyud", "joint-mbv2", "nets.multitask:joint_refinenet",
               "segment+depth", NYUD40_CLASSES, depth_range=(0.0, 8.0)),
+    *(ModelSpec(f"rednet-{name}", f"rednet-{name}", "nets.rednet:RedNet", "restore",
+                mean=UNIT_MEAN, std=UNIT_STD, kwargs={"depth": 10, "width": 32, **kwargs})
+      for name, kwargs in (("denoise", {"mode": "denoise"}), ("jpeg", {"mode": "jpeg"}),
+                           ("deblur", {"mode": "deblur"}), ("sr2", {"mode": "sr", "scale": 2}),
+                           ("sr4", {"mode": "sr", "scale": 4}))),
+    ModelSpec("siamfc-alexnet", "siamfc-alexnet", "nets.siamese:SiamFCNet", "track",
+              mean=UNIT_MEAN, std=UNIT_STD),
 )}
 
 

@@ -423,8 +423,25 @@ def pattern_scene(width: int, height: int, seed: int, params: dict[str, str]) ->
     return render
 
 
+def drive_scene(width: int, height: int, seed: int, params: dict[str, str]) -> Renderer:
+    """The procedural 3-D driving world of ``nets.world`` seen from a moving car (``fov`` in degrees)."""
+    from nets.world import DrivingWorld
+
+    fov_text = params.pop("fov", "60")
+    if params:
+        raise SourceError(f"synth://drive: unknown parameter(s) {', '.join(sorted(params))}")
+    try:
+        fov = float(fov_text)
+    except ValueError:
+        raise SourceError(f"synth://drive: fov must be a number of degrees, got {fov_text!r}") from None
+    if not 10.0 <= fov <= 150.0:
+        raise SourceError(f"synth://drive: fov must be between 10 and 150 degrees, got {fov:g}")
+    world = DrivingWorld(seed, width=width, height=height, fov_deg=fov)
+    return lambda index: world.render(index).rgb
+
+
 # Scene name -> factory(width, height, seed, extra query parameters) -> renderer(index).
-SYNTH_SCENES: dict[str, SceneFactory] = {"pattern": pattern_scene}
+SYNTH_SCENES: dict[str, SceneFactory] = {"pattern": pattern_scene, "drive": drive_scene}
 
 
 def _int_param(params: dict[str, str], key: str, default: int, label: str) -> int:
