@@ -114,7 +114,6 @@ class DeviceStage:
         self.cuda = device.type == "cuda"
         self._frame_shape: tuple[int, int] | None = None
         self._slots: list[_Slot] = []
-        self._slot_shape: tuple[int, ...] | None = None
         self._next_slot = 0
         self._in_flight = max(1, in_flight)
         if self.cuda:
@@ -126,12 +125,12 @@ class DeviceStage:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _slot_for(self, shape: tuple[int, ...]) -> _Slot:
-        if shape != self._slot_shape:
+    def _next_free_slot(self, height: int, width: int) -> _Slot:
+        """The staging slot for the next batch; the caller has fetched its previous batch."""
+        if not self._slots:
+            shape = (self.batch, height, width, 3)
             self._slots = [_Slot(torch.empty(shape, dtype=torch.uint8, pin_memory=self.cuda))
-                           for _ in range(self._in_flight)]
-            self._slot_shape = shape
-            self._next_slot = 0
+                           for _ in range(self.depth)]
         slot = self._slots[self._next_slot]
         self._next_slot = (self._next_slot + 1) % len(self._slots)
         return slot
@@ -158,7 +157,7 @@ class DeviceStage:
                     f"but the stream started at {width}x{height}; sizes must not change mid-stream")
         if len(frames) > self.batch:
             raise ValueError(f"{len(frames)} frames submitted to a stage built for {self.batch}")
-        slot = self._slot_for((self.batch, height, width, 3))
+        slot = self._next_free_slot(height, width)
         staged = slot.host_in[: len(frames)]
         np.stack([frame.image for frame in frames], out=staged.numpy())
         if self.cuda:

@@ -15,7 +15,7 @@ import time
 from typing import Callable, Iterator
 
 from .buffers import END, FrameBuffer
-from .engine import DeviceStage, StageResult
+from .engine import DeviceStage, StageResult, select_device, select_precision
 from .errors import DenseStreamError
 from .overlay import draw_hud
 from .stats import RunStats, RunSummary
@@ -81,8 +81,6 @@ class Pipeline:
                  precision: str = "auto", batch: int = 1, max_frames: int | None = None,
                  raw_keys: tuple[str, ...] = (), hud: bool = True, queue_size: int = 8,
                  progress: ProgressCallback | None = None) -> None:
-        from .engine import select_device, select_precision
-
         if batch < 1:
             raise DenseStreamError("--batch must be at least 1")
         if max_frames is not None and max_frames < 1:
