@@ -1,0 +1,178 @@
+"""Tests for the procedural driving world: exact geometry, label/depth agreement, boxes, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from nets.world import SKY_DEPTH, Camera, DrivingWorld, Pose, PrimitiveBuilder, Renderer, Scene
+from nets.world.__main__ import main as preview_main
+from nets.world.dataset import DrivingWorldDataset, collate
+from nets.world.labels import AGENT_CLASSES, BUILDING, CAR, POLE, ROAD, SKY, TREE
+from nets.world.primitives import Kind, Material
+from nets.world.world import agent_boxes
+
+W, H = 96, 72
+
+
+@pytest.fixture(scope="module")
+def world() -> DrivingWorld:
+    torch.manual_seed(0)
+    return DrivingWorld(5, W, H)
+
+
+@pytest.fixture(scope="module")
+def frames(world: DrivingWorld) -> list:
+    return [world.render(i) for i in (0, 30, 61)]
+
+
+def test_frame_types_and_shapes(frames):
+    for f in frames:
+        assert f.rgb.shape == (H, W, 3) and f.rgb.dtype == np.uint8
+        assert f.depth.shape == (H, W) and f.depth.dtype == np.float32
+        assert f.labels.shape == (H, W) and f.labels.dtype == np.uint8
+        assert f.labels.max() <= 10
+        assert np.isfinite(f.depth).all() and (f.depth > 0).all()
+        assert f.rgb.std() > 10
+
+
+@pytest.mark.parametrize(("wobble", "index"), [(False, 17), (True, 17), (True, 400_000)])
+def test_road_depth_is_the_plane_distance(wobble, index):
+    world = DrivingWorld(2, W, H, wobble=wobble)
+    frame = world.render(index)
+    pose = world.pose(index)
+    if not wobble:
+        assert (pose.y, pose.yaw, pose.pitch) == (1.5, 0.0, 0.0)
+    rays = world.camera.rays(pose, H, W, torch.device("cpu")).numpy()
+    expected = pose.y / -rays[..., 1]
+    road = frame.labels == ROAD
+    assert road.sum() > W * H // 5
+    np.testing.assert_allclose(frame.depth[road], expected[road], rtol=1e-4)
+
+
+def test_box_depth_and_extent_are_exact():
+    camera = Camera(W, H, 60.0)
+    out = PrimitiveBuilder()
+    out.box((-1.0, 0.0, 10.0), (1.0, 2.0, 12.0), BUILDING, Material.PLAIN, (0.5, 0.5, 0.5))
+    result = Renderer(camera).render(Scene(out.build()), Pose(0.0, 1.5, 0.0))
+    rows, cols = np.mgrid[0:H, 0:W]
+    x = (cols + 0.5 - W / 2) / camera.focal * 10.0
+    y = 1.5 - (rows + 0.5 - H / 2) / camera.focal * 10.0
+    inside = (np.abs(x) < 1.0) & (y > 0.0) & (y < 2.0)
+    labelled = result.labels.numpy() == BUILDING
+    assert inside.sum() > 100
+    assert (labelled == inside).all()
+    np.testing.assert_allclose(result.depth.numpy()[labelled], 10.0, rtol=1e-5)
+
+
+def test_sphere_and_cylinder_depths_are_exact():
+    camera = Camera(W, H, 60.0)
+    out = PrimitiveBuilder()
+    out.add(Kind.ELLIPSOID, (-1.5, 1.5, 9.0), (1.0, 1.0, 1.0), TREE, Material.FOLIAGE, (0.1, 0.3, 0.1))
+    out.add(Kind.CYLINDER, (1.5, 1.0, 8.0), (0.5, 1.0, 0.5), POLE, Material.METAL, (0.4, 0.4, 0.4))
+    result = Renderer(camera).render(Scene(out.build()), Pose(0.0, 1.5, 0.0))
+    rays = camera.rays(Pose(0.0, 1.5, 0.0), H, W, torch.device("cpu")).numpy().astype(np.float64)
+    labels, depth = result.labels.numpy(), result.depth.numpy()
+
+    def first_root(a, b, c):
+        return (-b - np.sqrt(np.clip(b * b - a * c, 0.0, None))) / a
+
+    q = np.array([1.5, 0.0, -9.0])
+    sphere = first_root((rays ** 2).sum(-1), (rays * q).sum(-1), (q ** 2).sum() - 1.0)
+    ball = labels == TREE
+    assert ball.sum() > 50
+    np.testing.assert_allclose(depth[ball], sphere[ball], rtol=1e-4)
+    qx, qz = -1.5, -8.0
+    dx, dz = rays[..., 0], rays[..., 2]
+    side = first_root(dx * dx + dz * dz, qx * dx + qz * dz, qx * qx + qz * qz - 0.25)
+    pole = labels == POLE
+    assert pole.sum() > 50
+    np.testing.assert_allclose(depth[pole], side[pole], rtol=1e-4)
+
+
+def test_sky_is_farthest_and_matches_labels(frames):
+    for f in frames:
+        sky = f.labels == SKY
+        assert sky.any() and (~sky).any()
+        assert (f.depth[sky] == SKY_DEPTH).all()
+        assert f.depth[~sky].max() < f.depth[sky].min()
+
+
+def test_boxes_enclose_their_agents(world):
+    scene, pose = world.scene(40)
+    out = world.renderer.render(scene, pose)
+    boxes = agent_boxes(out, scene.agents)
+    assert boxes
+    agent = out.agent.numpy()
+    labels = out.labels.numpy()
+    ids = {a.track_id: i for i, a in enumerate(scene.agents)}
+    for b in boxes:
+        ys, xs = np.nonzero(agent == ids[b.track_id])
+        assert (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (b.x, b.y, b.w, b.h)
+        assert (labels[ys, xs] == b.cls).all() and b.cls in AGENT_CLASSES
+    for cls in AGENT_CLASSES:
+        covered = np.zeros_like(agent, dtype=bool)
+        for b in boxes:
+            if b.cls == cls:
+                covered[b.y:b.y + b.h, b.x:b.x + b.w] = True
+        assert covered[labels == cls].all()
+    assert len({b.track_id for b in boxes}) == len(boxes)
+
+
+def test_same_seed_same_frames_in_any_order(frames):
+    other = DrivingWorld(5, W, H)
+    again = other.render(61)
+    first = frames[2]
+    assert np.array_equal(again.rgb, first.rgb)
+    assert np.array_equal(again.depth, first.depth)
+    assert np.array_equal(again.labels, first.labels)
+    assert again.boxes == first.boxes
+
+
+def test_different_seeds_and_times_differ(frames):
+    other = DrivingWorld(6, W, H).render(0)
+    assert not np.array_equal(other.rgb, frames[0].rgb)
+    assert not np.array_equal(frames[0].depth, frames[1].depth)
+
+
+def test_cars_move_between_frames(world):
+    a, b = world.render(100), world.render(101)
+    ids_a = {x.track_id: x for x in a.boxes if x.cls == CAR}
+    moved = [ids_a[x.track_id] != x for x in b.boxes if x.track_id in ids_a]
+    assert moved and any(moved)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="image size"):
+        DrivingWorld(0, 0, 10)
+    with pytest.raises(ValueError, match="field of view"):
+        DrivingWorld(0, 32, 24, fov_deg=0.0)
+    with pytest.raises(ValueError, match="fps"):
+        DrivingWorld(0, 32, 24, fps=0.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        DrivingWorld(0, 32, 24).render(-1)
+    with pytest.raises(ValueError, match="half extents"):
+        PrimitiveBuilder().box((0, 0, 0), (0, 1, 1), BUILDING, Material.PLAIN, (1, 1, 1))
+
+
+def test_dataset_items_and_collate():
+    data = DrivingWorldDataset([1, 2], frames_per_town=2, width=48, height=32, frame_step=5)
+    assert len(data) == 4
+    item = data[3]
+    assert item["image"].shape == (3, 32, 48) and item["image"].dtype == torch.float32
+    assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
+    assert item["depth"].shape == (1, 32, 48)
+    assert item["labels"].shape == (32, 48) and item["labels"].dtype == torch.int64
+    assert item["boxes"].shape[1] == 6
+    batch = collate([data[0], item])
+    assert batch["image"].shape == (2, 3, 32, 48) and len(batch["boxes"]) == 2
+    with pytest.raises(IndexError):
+        data[4]
+
+
+def test_preview_command_writes_three_panels(tmp_path):
+    import cv2
+
+    out = tmp_path / "world.png"
+    preview_main(["--seed", "3", "--width", "48", "--height", "32", "--out", str(out)], standalone_mode=False)
+    picture = cv2.imread(str(out))
+    assert picture.shape == (32, 144, 3)
