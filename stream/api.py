@@ -32,13 +32,14 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    layout: str = "overlay", device: str = "auto", precision: str = "auto",
                    batch: int = 1, max_frames: int | None = None,
                    init_box: tuple[float, float, float, float] | None = None,
-                   hud: bool = True, live: bool | None = None,
+                   refine: str | None = None, hud: bool = True, live: bool | None = None,
                    progress: ProgressCallback | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
     a task name (see ``stream.tasks.TASK_NAMES``) or a ready ``Task``; ``out`` a video file,
-    an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows.
+    an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows;
+    ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth.
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -48,7 +49,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     src = open_source(source) if live is None else open_source(source, live=live)
     sinks = []
     try:
-        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box)
+        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine)
         renderer = OverlayRenderer(layout=layout, classes=task_obj.classes,
                                    depth_range=task_obj.depth_range or (1.0, 80.0),
                                    device=torch_device, expect=task_obj.outputs)

@@ -64,11 +64,13 @@ def main() -> None:
               show_default=True)
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--init-box", default=None, help="Target box x,y,w,h in frame 1 (--task track).")
+@click.option("--refine", default=None,
+              help="Refinement: spn (fast) or crf (slow) for labels, ccrf for depth; e.g. spn,ccrf.")
 @click.option("--live/--offline", default=None,
               help="Override the input's policy: live drops stale frames, offline keeps all.")
 @click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, live, hud) -> None:
+        init_box, refine, live, hud) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
@@ -79,7 +81,7 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         pipeline = api.build_pipeline(
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
-            init_box=box, hud=hud, live=live, progress=progress)
+            init_box=box, refine=refine, hud=hud, live=live, progress=progress)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

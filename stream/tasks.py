@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from nets.errors import NetsError
 
 from .errors import DenseStreamError, ModelError
+from .refinement import Refinement
 
 TASK_NAMES = ("seg", "depth", "seg+depth", "track", "denoise", "sr", "jpeg", "deblur")
 
@@ -85,21 +86,24 @@ class SegmentationTask(_ModelTask):
     name = "seg"
     outputs = ("labels",)
 
-    def __init__(self, model, spec) -> None:
+    def __init__(self, model, spec, refine: Refinement = Refinement()) -> None:
         super().__init__(model, spec)
         self.classes = list(spec.classes)
+        self.refine = refine
 
     def __call__(self, images):
         logits = self.model(self.normalise(images))
-        return {"labels": logits.argmax(1).to(torch.uint8)}
+        return {"labels": self.refine.labels(logits, images)}
 
 
 class JointTask(_ModelTask):
     """Segmentation and metric depth from one shared encoder-decoder pass."""
 
-    def __init__(self, model, spec, want_labels: bool = True) -> None:
+    def __init__(self, model, spec, want_labels: bool = True,
+                 refine: Refinement = Refinement()) -> None:
         super().__init__(model, spec)
         self.want_labels = want_labels
+        self.refine = refine
         self.name = "seg+depth" if want_labels else "depth"
         self.outputs = ("labels", "depth") if want_labels else ("depth",)
         self.classes = list(spec.classes) if want_labels else None
@@ -107,9 +111,9 @@ class JointTask(_ModelTask):
 
     def __call__(self, images):
         logits, depth = self.model(self.normalise(images))
-        outputs = {"depth": depth[:, 0].float().abs()}
+        outputs = {"depth": self.refine.depth(depth[:, 0].float().abs(), images)}
         if self.want_labels:
-            outputs["labels"] = logits.argmax(1).to(torch.uint8)
+            outputs["labels"] = self.refine.labels(logits, images)
         return outputs
 
 
@@ -211,12 +215,17 @@ def resolve_model(model: str | None, task: str):
 
 
 def build_task(task: str, model: str | None = None,
-               init_box: tuple[float, float, float, float] | None = None) -> Task:
-    """The task adapter for a CLI task name (or comma-separated names), with its model."""
+               init_box: tuple[float, float, float, float] | None = None,
+               refine: str | None = None) -> Task:
+    """The task adapter for a CLI task name (or comma-separated names), with its model.
+
+    ``refine`` ('spn', 'crf', 'ccrf', comma-joined) post-processes labels and depth."""
     if "," in task:
         if model is not None:
             raise DenseStreamError("--model cannot be given with several tasks")
-        return CombinedTask([build_task(name.strip(), None, init_box) for name in task.split(",")])
+        return CombinedTask([build_task(name.strip(), None, init_box, refine)
+                             for name in task.split(",")])
+    refinement = Refinement.parse(refine)
     if task not in TASK_NAMES:
         raise DenseStreamError(f"unknown task '{task}' (choose from {', '.join(TASK_NAMES)})")
     if task == "track" and init_box is None:
@@ -225,11 +234,13 @@ def build_task(task: str, model: str | None = None,
     if task == "seg":
         if spec.task not in ("segment", "segment+depth"):
             raise ModelError(f"model '{spec.name}' does not segment (it does {spec.task})")
-        return JointTask(module, spec) if spec.task == "segment+depth" else SegmentationTask(module, spec)
+        if spec.task == "segment+depth":
+            return JointTask(module, spec, refine=refinement)
+        return SegmentationTask(module, spec, refine=refinement)
     if task in ("depth", "seg+depth"):
         if spec.task != "segment+depth":
             raise ModelError(f"model '{spec.name}' does not predict depth (it does {spec.task})")
-        return JointTask(module, spec, want_labels=task == "seg+depth")
+        return JointTask(module, spec, want_labels=task == "seg+depth", refine=refinement)
     if task == "track":
         if spec.task != "track":
             raise ModelError(f"model '{spec.name}' is not a tracker (it does {spec.task})")
