@@ -1,0 +1,62 @@
+"""The train / eval / export commands as plain functions, shared by ``python -m nets.train`` and
+the ``densestream train|eval`` click commands."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nets import zoo
+from nets.errors import NetsError
+from nets.train.loop import build_model, pick_device, train
+from nets.train.objectives import make_objective
+from nets.train.recipes import Recipe, parse_size, recipe
+
+__all__ = ["make_recipe", "train_command", "eval_command"]
+
+
+def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
+                batch: int | None = None, camvid: str | None = None, seed: int | None = None) -> Recipe:
+    """A registered recipe with the command-line overrides applied (None keeps the recipe's value)."""
+    overrides: dict[str, Any] = {}
+    if size is not None:
+        overrides["size"] = parse_size(size)
+    for key, value in (("steps", steps), ("batch", batch), ("camvid_root", camvid), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    return recipe(name, gpu=gpu, **overrides)
+
+
+def train_command(chosen: Recipe, run_dir: str, device: str | None, workers: int | None, until: int | None,
+                  minutes: float | None, threads: int | None, command: str,
+                  log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Train or resume a run; returns the final metrics record once the run is finished."""
+    return train(chosen, run_dir, device=device, workers=workers, until=until, minutes=minutes,
+                 command=command, threads=threads, log=log)
+
+
+def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> dict[str, float]:
+    """Held-out metrics of a run's best weights (``run_dir``) or of the shipped weights in
+    ``weights_dir`` (with neither, the weights in nets/weights)."""
+    if run_dir and weights_dir:
+        raise NetsError("give a run folder or a weights folder, not both")
+    target = pick_device(device)
+    if run_dir:
+        path = Path(run_dir) / "best.pt"
+        if not path.is_file():
+            raise NetsError(f"{path} not found: the run has not been evaluated yet")
+        saved = Recipe.from_dict(json.loads((Path(run_dir) / "recipe.json").read_text()))
+        if saved.model != chosen.model:
+            raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
+        model = build_model(saved)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    else:
+        model, _ = zoo.load(chosen.model, weights_dir)
+    cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
+    objective = make_objective(chosen, zoo.spec(chosen.model), target, cache)
+    return objective.evaluate(model.to(target))

@@ -1,0 +1,127 @@
+"""Evaluation of trained models on held-out data, with the classical baselines run alongside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nets.train.data import CAMVID_CLASSES, CamVidSplit
+from nets.train.degrade import add_noise, crop_to_multiple, downscale_bicubic, jpeg_roundtrip, upscale_bicubic
+from nets.train.metrics import ConfusionMatrix, DepthErrors, psnr, psnr_y
+from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
+
+__all__ = ["Normaliser", "predict_at", "evaluate_segmentation", "evaluate_joint", "evaluate_restoration",
+           "restore_image"]
+
+
+class Normaliser:
+    """Maps 0..1 RGB batches to a model's input: (x - mean) / std, on the batch's device."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return (images - self.mean.to(images.device)) / self.std.to(images.device)
+
+
+def _image_batch(image: np.ndarray, device: torch.device) -> Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255.0).to(device)
+
+
+def predict_at(model: nn.Module, image: np.ndarray, size: tuple[int, int], normalise: Normaliser,
+               device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """Run a segmentation (or joint) model on an RGB frame resized to ``size`` (width, height);
+    returns logits (and depth, for joint models) resized back to the frame's size."""
+    batch = _image_batch(image, device)
+    original = batch.shape[-2:]
+    if tuple(size) != (original[1], original[0]):
+        batch = F.interpolate(batch, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+    output = model(normalise(batch))
+    logits, depth = output if isinstance(output, tuple) else (output, None)
+    logits = F.interpolate(logits.float(), size=original, mode="bilinear", align_corners=False)
+    if depth is not None:
+        depth = F.interpolate(depth.float(), size=original, mode="bilinear", align_corners=False)
+    return logits, depth
+
+
+@torch.inference_mode()
+def evaluate_segmentation(model: nn.Module, split: CamVidSplit, size: tuple[int, int], normalise: Normaliser,
+                          device: torch.device) -> dict[str, float]:
+    """CamVid mIoU and pixel accuracy over the whole split (void ignored), frames run at ``size``."""
+    model.eval()
+    confusion = ConfusionMatrix(CAMVID_CLASSES)
+    for image, labels in zip(split.images, split.labels):
+        logits, _ = predict_at(model, image, size, normalise, device)
+        confusion.update(logits.argmax(1)[0].cpu(), torch.from_numpy(labels))
+    return {"miou": confusion.miou(), "pixel_accuracy": confusion.pixel_accuracy()}
+
+
+@torch.inference_mode()
+def evaluate_joint(model: nn.Module, split: CamVidSplit, frames: SyntheticFrames, size: tuple[int, int],
+                   max_depth: float, normalise: Normaliser, device: torch.device) -> dict[str, float]:
+    """CamVid val mIoU plus, on held-out synthetic towns, depth AbsRel/RMSE/delta<1.25 over
+    non-sky pixels nearer than ``max_depth`` and the synthetic mIoU."""
+    results = evaluate_segmentation(model, split, size, normalise, device)
+    errors = DepthErrors()
+    confusion = ConfusionMatrix(CAMVID_CLASSES)
+    for i in range(len(frames)):
+        frame = frames.frame(i)
+        logits, depth = predict_at(model, frame["rgb"], size, normalise, device)
+        truth = torch.from_numpy(frame["depth"])
+        errors.update(depth[0, 0].cpu(), truth, (truth < SKY_DEPTH) & (truth <= max_depth))
+        confusion.update(logits.argmax(1)[0].cpu(), torch.from_numpy(frame["labels"]))
+    depth_results = errors.result()
+    results.update({f"synth_{key}": value for key, value in depth_results.items()})
+    results["synth_miou"] = confusion.miou()
+    return results
+
+
+def restore_image(model: nn.Module, image: np.ndarray, device: torch.device) -> np.ndarray:
+    """Run a restoration model on one uint8 RGB image; returns uint8 RGB."""
+    output = model(_image_batch(image, device))
+    return output[0].clamp(0, 1).mul(255).round().permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+
+
+def _denoise_baseline(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    strength = max(3.0, 0.8 * sigma)
+
+    def run(noisy: np.ndarray) -> np.ndarray:
+        return cv2.fastNlMeansDenoisingColored(noisy, None, strength, strength, 7, 21)
+    return run
+
+
+@torch.inference_mode()
+def evaluate_restoration(model: nn.Module, images: Sequence[np.ndarray], degradation: str,
+                         setting: float, device: torch.device, seed: int = 0) -> dict[str, float]:
+    """Mean PSNR of the model and of the classical baseline on degraded copies of ``images``:
+    ``noise`` (sigma ``setting``, RGB PSNR, baseline OpenCV non-local means), ``sr`` (scale
+    ``setting``, Y PSNR with a border of the scale cropped, baseline bicubic) or ``jpeg``
+    (quality ``setting``, RGB PSNR, baseline the decoded JPEG)."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    ours, baseline = [], []
+    for image in images:
+        if degradation == "noise":
+            degraded = add_noise(image, setting, rng)
+            ours.append(psnr(restore_image(model, degraded, device), image))
+            baseline.append(psnr(_denoise_baseline(setting)(degraded), image))
+        elif degradation == "sr":
+            scale = int(setting)
+            reference = crop_to_multiple(image, scale)
+            low = downscale_bicubic(reference, scale)
+            ours.append(psnr_y(restore_image(model, low, device), reference, scale))
+            baseline.append(psnr_y(upscale_bicubic(low, scale), reference, scale))
+        elif degradation == "jpeg":
+            degraded = jpeg_roundtrip(image, int(setting))
+            ours.append(psnr(restore_image(model, degraded, device), image))
+            baseline.append(psnr(degraded, image))
+        else:
+            raise ValueError(f"degradation must be 'noise', 'sr' or 'jpeg', got {degradation!r}")
+    return {"psnr": float(np.mean(ours)), "baseline_psnr": float(np.mean(baseline)),
+            "gain_db": float(np.mean(ours) - np.mean(baseline))}

@@ -1,0 +1,107 @@
+"""Ship a finished run: fp16 weights in the zoo's weights folder, listed in its manifest with
+sha256, recipe, data, metrics, CPU speed at 480x360 and the command that trained it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nets import zoo
+from nets.checkpoints import load_state_strict
+from nets.errors import NetsError
+from nets.train.recipes import Recipe
+
+__all__ = ["export", "half_state", "sha256_of", "cpu_fps", "FPS_SIZE"]
+
+FPS_SIZE = (480, 360)
+
+
+def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The state dict with floating tensors cast to fp16 (integer buffers kept)."""
+    return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fps_input(model_spec: zoo.ModelSpec, model: nn.Module) -> Tensor:
+    width, height = FPS_SIZE
+    scale = getattr(model, "scale", 1) if model_spec.task == "restore" else 1
+    return torch.rand(1, 3, height // scale, width // scale)
+
+
+@torch.inference_mode()
+def cpu_fps(model: nn.Module, model_spec: zoo.ModelSpec, frames: int = 5) -> float:
+    """Frames per second of one fp32 forward on the CPU for a 480x360 frame (for super-resolution,
+    a 480x360 output), after one warm-up run."""
+    if frames < 1:
+        raise NetsError(f"fps needs at least one timed frame, got {frames}")
+    model = model.cpu().float().eval()
+    frame = _fps_input(model_spec, model)
+    model(frame)
+    start = time.perf_counter()
+    for _ in range(frames):
+        model(frame)
+    return frames / (time.perf_counter() - start)
+
+
+def _write_manifest(weights_dir: Path, name: str, entry: dict[str, Any]) -> None:
+    path = weights_dir / "manifest.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"models": {}}
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise NetsError(f"weights manifest {path} must be an object with a 'models' object")
+    data["models"][name] = entry
+    data["models"] = dict(sorted(data["models"].items()))
+    partial = path.with_name(f".manifest.{os.getpid()}.partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.replace(path)
+
+
+def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frames: int = 5,
+           export_command: str | None = None) -> dict[str, Any]:
+    """Write the best weights of a finished run as ``<model>.pt`` (fp16 state_dict) in
+    ``weights_dir`` (default ``nets/weights``) and record them in its manifest; returns the entry."""
+    run_dir = Path(run_dir)
+    weights_dir = Path(weights_dir) if weights_dir else zoo.WEIGHTS_DIR
+    for needed in ("recipe.json", "metrics.json", "best.pt"):
+        if not (run_dir / needed).is_file():
+            raise NetsError(f"{run_dir} is not a finished run: {needed} is missing (train it to the last step first)")
+    recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
+    if recipe.model_kwargs:
+        raise NetsError(f"run {run_dir} changed the model layout ({dict(recipe.model_kwargs)}); only the "
+                        f"registered layout of {recipe.model!r} can be shipped")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    target = weights_dir / f"{recipe.model}.pt"
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    torch.save(half_state(best["model"]), partial)
+    partial.replace(target)
+    model_spec = zoo.spec(recipe.model)
+    model = zoo.build(recipe.model)
+    load_state_strict(model, torch.load(target, map_location="cpu", weights_only=True), target)
+    command = run_dir / "command.txt"
+    entry = {
+        "file": target.name, "sha256": sha256_of(target), "precision": "fp16",
+        "recipe": recipe.name, "data": recipe.data, "steps": record["steps"], "best_step": record["best_step"],
+        "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
+        "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
+        "command": command.read_text().strip() if command.is_file() else None,
+        "export_command": export_command, "exported": date.today().isoformat(),
+    }
+    _write_manifest(weights_dir, recipe.model, entry)
+    return entry

@@ -1,0 +1,235 @@
+"""The training loop: resumable runs in a folder, so a run can stop and go on across sessions.
+
+A run folder holds ``last.pt`` (model, optimiser, schedule, step; written every
+``checkpoint_every`` steps, every ``checkpoint_minutes`` and on stopping), ``best.pt`` (the
+weights with the best held-out score and their metrics), ``recipe.json`` and, once the last step
+is done, ``metrics.json``. Batches depend only on (seed, step), so resuming reproduces the
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nets import zoo
+from nets.errors import NetsError
+from nets.train.data import step_loader
+from nets.train.objectives import Objective, make_objective
+from nets.train.recipes import Recipe
+
+__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "RESUMABLE_CHANGES"]
+
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
+                               "camvid_root", "gpu"})
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """The named device, else CUDA when present, else the CPU."""
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise NetsError(f"device {name!r} asked for, but CUDA is not available")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(recipe: Recipe) -> nn.Module:
+    """The recipe's zoo model, randomly initialised from the recipe's seed."""
+    torch.manual_seed(recipe.seed)
+    return zoo.build(recipe.model, **recipe.model_kwargs)
+
+
+def learning_rate_factor(recipe: Recipe) -> Callable[[int], float]:
+    """Multiplier of the base learning rate at a step: linear warm-up, then poly (power 0.9) or cosine."""
+    def factor(step: int) -> float:
+        if step < recipe.warmup:
+            return (step + 1) / recipe.warmup
+        progress = min(1.0, (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup))
+        if recipe.schedule == "poly":
+            return (1.0 - progress) ** 0.9
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def _optimiser(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    if recipe.optimiser == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True,
+                               weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def _save_atomic(data: dict[str, Any], path: Path) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    torch.save(data, partial)
+    partial.replace(path)
+
+
+def _check_same_recipe(saved: dict[str, Any], recipe: Recipe, path: Path) -> None:
+    current = json.loads(json.dumps(recipe.to_dict()))
+    changed = sorted(k for k in set(saved) | set(current)
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    if changed:
+        raise NetsError(f"{path} was written by a different recipe (changed: {', '.join(changed)}); "
+                        f"use a new run folder")
+
+
+class _Run:
+    """Model, optimiser, schedule and bookkeeping of one run folder."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, device: torch.device) -> None:
+        self.recipe = recipe
+        self.run_dir = run_dir
+        self.device = device
+        self.model = build_model(recipe).to(device)
+        self.optimiser = _optimiser(recipe, self.model)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, learning_rate_factor(recipe))
+        half = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=half)
+        self.autocast_dtype = torch.float16 if half else torch.bfloat16
+        self.step = 0
+        self.best_score = -math.inf
+        self.seconds = 0.0
+
+    def autocast(self) -> Any:
+        if self.device.type != "cuda":
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+    def save(self) -> None:
+        _save_atomic({"step": self.step, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+                      "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+                      "best_score": self.best_score, "seconds": self.seconds,
+                      "torch_rng": torch.get_rng_state(), "recipe": json.dumps(self.recipe.to_dict())},
+                     self.run_dir / "last.pt")
+
+    def resume(self) -> bool:
+        path = self.run_dir / "last.pt"
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise NetsError(f"cannot read checkpoint {path}: {str(exc).strip().splitlines()[0]}") from None
+        _check_same_recipe(json.loads(state["recipe"]), self.recipe, path)
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step, self.best_score, self.seconds = int(state["step"]), float(state["best_score"]), float(state["seconds"])
+        if self.step > self.recipe.steps:
+            raise NetsError(f"{path} is at step {self.step}, past the recipe's {self.recipe.steps} steps")
+        return True
+
+    def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
+        metrics = objective.evaluate(self.model)
+        self.model.train()
+        score = metrics[objective.score]
+        log(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if score > self.best_score:
+            self.best_score = score
+            _save_atomic({"model": self.model.state_dict(), "step": self.step, "metrics": metrics},
+                         self.run_dir / "best.pt")
+        return metrics
+
+
+def _progress(run: _Run, loss: float, session_steps: int, session_seconds: float) -> str:
+    per_step = session_seconds / max(1, session_steps)
+    left = (run.recipe.steps - run.step) * per_step
+    lr = run.optimiser.param_groups[0]["lr"]
+    return (f"step {run.step}/{run.recipe.steps} | loss {loss:.4f} | lr {lr:.2e} | {per_step:.2f} s/step | "
+            f"ETA {int(left // 3600)}h{int(left % 3600 // 60):02d}m")
+
+
+def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None = None, workers: int | None = None,
+          until: int | None = None, minutes: float | None = None, command: str | None = None,
+          threads: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """Train (or resume) ``recipe`` in ``run_dir``, stopping at step ``until`` or after ``minutes``
+    if given. Returns the final metrics record (also written to ``metrics.json``) once the
+    recipe's last step is done, else None (the run can be continued by calling again).
+    ``command`` (the command line that started the run) is kept in ``command.txt`` for export;
+    ``threads`` sets torch's CPU threads (1 is several times faster on a CPU shared with other jobs)."""
+    if threads is not None:
+        if threads < 1:
+            raise NetsError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    run = _Run(recipe, run_dir, device)
+    if run.resume():
+        log(f"resuming {recipe.name} at step {run.step} from {run_dir / 'last.pt'}")
+    (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    if command:
+        (run_dir / "command.txt").write_text(command + "\n")
+    objective = make_objective(recipe, zoo.spec(recipe.model), device, run_dir / "cache")
+    stop = min(recipe.steps, until if until is not None else recipe.steps)
+    workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    started = time.monotonic()
+    last_save = started
+    train_seconds, session_steps = 0.0, 0
+    run.model.train()
+    if run.step < stop:
+        tick = time.monotonic()
+        for batch in step_loader(objective.batches(), run.step, workers, device.type == "cuda"):
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+            with run.autocast():
+                loss = objective.loss(run.model, batch)
+            if not torch.isfinite(loss):
+                raise NetsError(f"loss became {loss.item()} at step {run.step}; lower the learning rate")
+            run.optimiser.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimiser)
+            run.scaler.update()
+            run.schedule.step()
+            run.step += 1
+            elapsed = time.monotonic() - tick
+            train_seconds += elapsed
+            run.seconds += elapsed
+            session_steps += 1
+            if run.step % recipe.log_every == 0 or run.step == stop:
+                log(_progress(run, loss.item(), session_steps, train_seconds))
+            if recipe.eval_every and run.step % recipe.eval_every == 0 and run.step < recipe.steps:
+                run.evaluate(objective, log)
+            now = time.monotonic()
+            out_of_time = minutes is not None and now - started >= 60 * minutes
+            if run.step % recipe.checkpoint_every == 0 or now - last_save >= 60 * recipe.checkpoint_minutes:
+                run.save()
+                last_save = now
+            if run.step >= stop or out_of_time:
+                break
+            tick = time.monotonic()
+    run.save()
+    if run.step < recipe.steps:
+        log(f"stopped at step {run.step}/{recipe.steps}; run the same command again to continue")
+        return None
+    return _finish(run, objective, log)
+
+
+def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict[str, Any]:
+    """Evaluate the last weights, then write metrics.json for the best weights."""
+    metrics_path = run.run_dir / "metrics.json"
+    if metrics_path.is_file():
+        return json.loads(metrics_path.read_text())
+    final = run.evaluate(objective, log)
+    best = torch.load(run.run_dir / "best.pt", map_location="cpu", weights_only=True)
+    record = {"recipe": run.recipe.name, "model": run.recipe.model, "data": run.recipe.data,
+              "steps": run.recipe.steps, "best_step": int(best["step"]), "score": objective.score,
+              "metrics": dict(best["metrics"]), "final_metrics": final,
+              "seconds_per_step": run.seconds / max(1, run.step), "device": str(run.device)}
+    metrics_path.write_text(json.dumps(record, indent=2) + "\n")
+    log(f"done: best {objective.score} {record['metrics'][objective.score]:.4f} at step {record['best_step']}; "
+        f"wrote {metrics_path}")
+    return record

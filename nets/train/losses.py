@@ -1,0 +1,44 @@
+"""Training losses: class-balanced cross-entropy, berHu depth, balanced logistic (SiamFC)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["segmentation_loss", "berhu_loss", "siamfc_labels", "balanced_logistic_loss"]
+
+
+def segmentation_loss(logits: Tensor, labels: Tensor, weights: Tensor | None, ignore_index: int) -> Tensor:
+    """Cross-entropy over N x C x H x W logits, weighted per class, ``ignore_index`` (void) skipped."""
+    return F.cross_entropy(logits, labels.long(), weight=weights, ignore_index=ignore_index)
+
+
+def berhu_loss(prediction: Tensor, truth: Tensor, valid: Tensor) -> Tensor:
+    """Reverse Huber (berHu) over valid pixels: L1 below c, (x² + c²) / 2c above, with c a fifth
+    of the batch's largest absolute error (Laina et al. 2016)."""
+    if not (prediction.shape == truth.shape == valid.shape):
+        raise ValueError(f"depth shapes differ: {tuple(prediction.shape)}, {tuple(truth.shape)}, {tuple(valid.shape)}")
+    error = (prediction - truth)[valid.bool()].abs()
+    if error.numel() == 0:
+        return prediction.sum() * 0.0
+    c = (0.2 * error.max().detach()).clamp(min=1e-6)
+    return torch.where(error <= c, error, (error * error + c * c) / (2 * c)).mean()
+
+
+def siamfc_labels(size: int, radius_cells: float, device: torch.device | None = None) -> Tensor:
+    """A size x size map: 1 within ``radius_cells`` of the centre (positives), 0 elsewhere."""
+    coords = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
+    distance = torch.sqrt(coords[:, None] ** 2 + coords[None, :] ** 2)
+    return (distance <= radius_cells).float()
+
+
+def balanced_logistic_loss(responses: Tensor, labels: Tensor) -> Tensor:
+    """Logistic loss on N x 1 x S x S responses with positives and negatives each weighted to half."""
+    labels = labels.expand_as(responses)
+    positives = labels.sum()
+    negatives = labels.numel() - positives
+    if positives == 0 or negatives == 0:
+        raise ValueError("balanced logistic loss needs both positive and negative cells")
+    weights = torch.where(labels > 0, 0.5 / positives, 0.5 / negatives)
+    return F.binary_cross_entropy_with_logits(responses, labels, weight=weights, reduction="sum")

@@ -1,0 +1,179 @@
+"""What each recipe trains on and how it is scored: per-sample data, the loss of a batch and the
+evaluation on held-out data (higher ``score`` is better for every objective)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nets.errors import NetsError
+from nets.train.data import VOID, CamVidSplit, SegAugment, StepBatches, augment_pair, class_weights, jitter_colour
+from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
+from nets.train.evaluate import Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation
+from nets.train.losses import berhu_loss, segmentation_loss
+from nets.train.recipes import Recipe
+from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
+from nets.zoo import ModelSpec
+
+__all__ = ["Objective", "SegmentationObjective", "JointObjective", "RestorationObjective", "make_objective"]
+
+
+class Objective(ABC):
+    """Shared plumbing: the recipe, the model's normalisation, the device and CamVid splits."""
+
+    score = "miou"
+
+    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
+        self.recipe = recipe
+        self.options = dict(recipe.options)
+        self.normalise = Normaliser(model_spec.mean, model_spec.std)
+        self.device = device
+        self.cache_dir = cache_dir
+
+    @cached_property
+    def train_split(self) -> CamVidSplit:
+        return CamVidSplit(self.recipe.camvid_root, "train")
+
+    @cached_property
+    def val_split(self) -> CamVidSplit:
+        return CamVidSplit(self.recipe.camvid_root, "val")
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
+        """One training sample for ``step``."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """The training loss of one batch already on the device."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out metrics, including ``self.score``."""
+
+    def batches(self) -> StepBatches:
+        """The run's reproducible per-step batches (the training split is loaded first, once,
+        so that loader workers share it)."""
+        self.train_split
+        return StepBatches(self.sample, self.recipe.batch, self.recipe.seed, self.recipe.steps)
+
+
+class SegmentationObjective(Objective):
+    """CamVid segmentation: class-balanced cross-entropy, void ignored; scored by val mIoU."""
+
+    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
+        super().__init__(recipe, model_spec, device, cache_dir)
+        self.augment = SegAugment(recipe.size, tuple(self.options.get("scale", (0.5, 2.0))),
+                                  True, float(self.options.get("jitter", 0.3)))
+
+    @cached_property
+    def class_weights(self) -> Tensor:
+        method = self.options.get("class_weighting", "median")
+        return torch.from_numpy(class_weights(self.train_split.labels, method=method)).to(self.device)
+
+    def camvid_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        i = int(rng.integers(len(self.train_split)))
+        image, labels = augment_pair(self.train_split.images[i], self.train_split.labels[i], self.augment, rng)
+        return {"image": image, "labels": labels}
+
+    def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
+        return self.camvid_sample(rng)
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        return segmentation_loss(model(self.normalise(batch["image"])), batch["labels"], self.class_weights, VOID)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return evaluate_segmentation(model, self.val_split, self.recipe.eval_size, self.normalise, self.device)
+
+
+class JointObjective(SegmentationObjective):
+    """Segmentation + depth: even steps are CamVid batches (labels only), odd steps synthetic
+    frames (labels and depth, berHu on non-sky pixels within ``max_depth``)."""
+
+    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
+        super().__init__(recipe, model_spec, device, cache_dir)
+        overlap = set(self.options["eval_towns"]) & set(self.options["train_towns"])
+        if overlap:
+            raise NetsError(f"held-out towns {sorted(overlap)} are also training towns")
+
+    @cached_property
+    def train_frames(self) -> SyntheticFrames:
+        return SyntheticFrames(self.options["train_towns"], int(self.options["frames_per_town"]),
+                               self.recipe.size, int(self.options["frame_step"]), self.cache_dir)
+
+    @cached_property
+    def eval_frames(self) -> SyntheticFrames:
+        return SyntheticFrames(self.options["eval_towns"], int(self.options["eval_frames_per_town"]),
+                               self.recipe.eval_size, int(self.options["eval_frame_step"]), self.cache_dir)
+
+    def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
+        if step % 2 == 0:
+            return self.camvid_sample(rng)
+        frame = self.train_frames.frame(int(rng.integers(len(self.train_frames))))
+        image, labels, depth = frame["rgb"], frame["labels"], frame["depth"]
+        if rng.random() < 0.5:
+            image, labels, depth = image[:, ::-1], labels[:, ::-1], depth[:, ::-1]
+        image = jitter_colour(np.ascontiguousarray(image), self.augment.jitter, rng)
+        return {"image": image, "labels": np.ascontiguousarray(labels), "depth": np.ascontiguousarray(depth)}
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        logits, depth = model(self.normalise(batch["image"]))
+        loss = segmentation_loss(logits, batch["labels"], self.class_weights, VOID)
+        if "depth" in batch:
+            truth = batch["depth"][:, None]
+            valid = (truth < SKY_DEPTH) & (truth <= float(self.options["max_depth"]))
+            loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
+        return loss
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return evaluate_joint(model, self.val_split, self.eval_frames, self.recipe.eval_size,
+                              float(self.options["max_depth"]), self.normalise, self.device)
+
+
+class RestorationObjective(Objective):
+    """RED-Net restoration on random CamVid train patches: MSE to the clean patch; scored by
+    PSNR on CamVid val frames (the classical baseline's PSNR is reported beside it)."""
+
+    score = "psnr"
+
+    def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
+        image = self.train_split.images[int(rng.integers(len(self.train_split)))]
+        width, height = self.recipe.size
+        top = int(rng.integers(0, image.shape[0] - height + 1))
+        left = int(rng.integers(0, image.shape[1] - width + 1))
+        patch = np.rot90(image[top:top + height, left:left + width], k=int(rng.integers(4)))
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.ascontiguousarray(patch)
+        return {"input": self.degrade(patch, rng), "target": patch}
+
+    def degrade(self, patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        kind = self.options["degradation"]
+        if kind == "noise":
+            return add_noise(patch, float(rng.uniform(*self.options["sigma"])), rng)
+        if kind == "sr":
+            return downscale_bicubic(patch, int(self.options["scale"]))
+        if kind == "jpeg":
+            low, high = self.options["quality"]
+            return jpeg_roundtrip(patch, int(rng.integers(low, high + 1)))
+        raise NetsError(f"unknown degradation {kind!r}; use 'noise', 'sr' or 'jpeg'")
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        return F.mse_loss(model(batch["input"]), batch["target"])
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        kind = self.options["degradation"]
+        setting = {"noise": "eval_sigma", "sr": "scale", "jpeg": "eval_quality"}[kind]
+        images = self.val_split.images[:int(self.options["eval_images"])]
+        return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device)
+
+
+def make_objective(recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> Objective:
+    """The objective a recipe names."""
+    kinds = {"segment": SegmentationObjective, "joint": JointObjective, "restore": RestorationObjective}
+    return kinds[recipe.objective](recipe, model_spec, device, cache_dir)

@@ -1,0 +1,138 @@
+"""Training recipes: one small frozen dataclass per shipped weight, sized for a 2-core CPU by
+default; ``recipe(name, gpu=True)`` applies the recipe's full-resolution GPU settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nets.errors import NetsError
+
+__all__ = ["Recipe", "RECIPES", "recipe", "parse_size", "default_camvid_root"]
+
+OBJECTIVES = ("segment", "joint", "restore")
+OPTIMISERS = ("adamw", "sgd")
+SCHEDULES = ("poly", "cosine")
+
+
+def default_camvid_root() -> str:
+    """CamVid next to the repository (``../shared/data/camvid``), the development machine's layout."""
+    return str(Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides a training run. ``size`` is the training crop (width, height);
+    ``eval_size`` the (width, height) frames are evaluated at; ``options`` holds the
+    objective's own settings (see docs/training.md)."""
+
+    name: str
+    model: str
+    objective: str
+    data: str
+    size: tuple[int, int]
+    eval_size: tuple[int, int]
+    batch: int
+    steps: int
+    lr: float
+    optimiser: str = "adamw"
+    weight_decay: float = 1e-4
+    schedule: str = "poly"
+    warmup: int = 0
+    seed: int = 0
+    camvid_root: str = field(default_factory=default_camvid_root)
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 50
+    checkpoint_minutes: float = 10.0
+    eval_every: int = 0
+    log_every: int = 10
+    gpu: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.optimiser not in OPTIMISERS:
+            problems.append(f"optimiser must be one of {OPTIMISERS}, got {self.optimiser!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.batch < 1 or self.steps < 1 or not self.lr > 0:
+            problems.append(f"batch, steps and lr must be positive, got {self.batch}, {self.steps}, {self.lr}")
+        if min(*self.size, *self.eval_size) < 8:
+            problems.append(f"size and eval_size must be at least 8x8, got {self.size} and {self.eval_size}")
+        if self.checkpoint_every < 1 or self.eval_every < 0 or self.log_every < 1 or self.warmup < 0:
+            problems.append("checkpoint_every and log_every must be >= 1, eval_every and warmup >= 0")
+        if problems:
+            raise NetsError(f"recipe {self.name!r}: {'; '.join(problems)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Recipe:
+        """The recipe saved by ``to_dict``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise NetsError(f"saved recipe has unknown fields: {', '.join(unknown)}")
+        fixed = {k: tuple(v) if k in ("size", "eval_size") else v for k, v in values.items()}
+        return cls(**fixed)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'240x180' → (240, 180)."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 8 or int(height) < 8:
+        raise NetsError(f"size must look like WIDTHxHEIGHT with both at least 8, got {text!r}")
+    return int(width), int(height)
+
+
+_CAMVID = "CamVid train (367 frames), selected on CamVid val (101 frames)"
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("seg-camvid", "lwrefinenet-mbv2-camvid", "segment", _CAMVID,
+           size=(240, 180), eval_size=(480, 360), batch=6, steps=1800, lr=1e-3, weight_decay=1e-4,
+           schedule="poly", warmup=20, eval_every=300,
+           options={"class_weighting": "median", "scale": (0.5, 2.0), "jitter": 0.3},
+           gpu={"size": (480, 360), "batch": 16, "steps": 12000, "eval_every": 1000, "warmup": 200}),
+    Recipe("joint-camvid-synth", "joint-mbv2-camvid", "joint",
+           _CAMVID + "; synthetic driving world towns 1000-1007 (labels + depth), held-out towns 9000-9003",
+           size=(240, 180), eval_size=(240, 180), batch=6, steps=2000, lr=1e-3, schedule="poly", warmup=20,
+           eval_every=400,
+           options={"class_weighting": "median", "scale": (0.5, 2.0), "jitter": 0.3, "depth_weight": 0.1,
+                    "max_depth": 80.0, "train_towns": list(range(1000, 1008)), "frames_per_town": 40,
+                    "frame_step": 5, "eval_towns": list(range(9000, 9004)), "eval_frames_per_town": 5,
+                    "eval_frame_step": 37},
+           gpu={"size": (480, 360), "eval_size": (480, 360), "batch": 16, "steps": 16000,
+                "eval_every": 1000, "warmup": 200}),
+    *(Recipe(f"rednet-{name}", f"rednet-{name}", "restore",
+             "random patches of CamVid train frames; evaluated on CamVid val frames against " + baseline,
+             size=(patch, patch), eval_size=(480, 360), batch=16, steps=4000, lr=1e-4, weight_decay=0.0,
+             schedule="cosine", eval_every=1000, options={"eval_images": 10, **options},
+             gpu={"batch": 64, "steps": 100000, "eval_every": 5000, "options": {"eval_images": 101, **options}})
+      for name, patch, baseline, options in (
+          ("denoise", 48, "OpenCV fastNlMeansDenoisingColored",
+           {"degradation": "noise", "sigma": (5.0, 50.0), "eval_sigma": 25.0}),
+          ("sr2", 48, "bicubic upscaling", {"degradation": "sr", "scale": 2}),
+          ("sr4", 48, "bicubic upscaling", {"degradation": "sr", "scale": 4}),
+          ("jpeg", 48, "the decoded JPEG",
+           {"degradation": "jpeg", "quality": (10, 40), "eval_quality": 20}))),
+)}
+
+
+def recipe(name: str, gpu: bool = False, **overrides: Any) -> Recipe:
+    """A registered recipe, with its GPU settings when ``gpu`` and then ``overrides`` applied."""
+    if name not in RECIPES:
+        raise NetsError(f"unknown recipe {name!r}; available: {', '.join(sorted(RECIPES))}")
+    base = RECIPES[name]
+    changes: dict[str, Any] = dict(base.gpu) if gpu else {}
+    changes.update(overrides)
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Recipe)})
+    if unknown:
+        raise NetsError(f"recipe {name!r} has no setting {', '.join(unknown)}")
+    return dataclasses.replace(base, **changes)

@@ -1,0 +1,71 @@
+"""``densestream train`` and ``densestream eval``: thin click layers over ``nets.train``.
+
+Register them on the main group with ``main.add_command(train)`` and ``main.add_command(evaluate)``.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from nets.errors import NetsError
+from nets.train.commands import eval_command, make_recipe, train_command
+from nets.train.recipes import RECIPES
+
+__all__ = ["train", "evaluate"]
+
+
+def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = (
+        click.argument("recipe", type=click.Choice(sorted(RECIPES))),
+        click.option("--size", default=None, help="Training crop WIDTHxHEIGHT (e.g. 240x180 on CPU, 480x360 on GPU)."),
+        click.option("--gpu", is_flag=True, help="Use the recipe's full-size GPU settings."),
+        click.option("--steps", type=int, default=None, help="Total training steps."),
+        click.option("--batch", type=int, default=None, help="Batch size."),
+        click.option("--seed", type=int, default=None, help="Random seed (initialisation and batches)."),
+        click.option("--camvid", default=None, help="CamVid root with train/ and val/."),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command("train")
+@_recipe_options
+@click.option("--run", "run_dir", required=True, help="Run folder (resumed when it holds last.pt).")
+@click.option("--workers", type=int, default=None, help="Data loader processes (default 0 on CPU, 4 on CUDA).")
+@click.option("--until", type=int, default=None, help="Stop after this step; run again to continue.")
+@click.option("--minutes", type=float, default=None, help="Stop after this many minutes; run again to continue.")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy CPU).")
+def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, seed: int | None,
+          camvid: str | None, device: str | None, run_dir: str, workers: int | None, until: int | None,
+          minutes: float | None, threads: int | None) -> None:
+    """Train (or resume) the default model of RECIPE in a run folder."""
+    try:
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed)
+        result = train_command(chosen, run_dir, device, workers, until, minutes, threads,
+                               shlex.join(["densestream", *sys.argv[1:]]), lambda line: click.echo(line, err=True))
+    except NetsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if result is not None:
+        click.echo(json.dumps(result, indent=2))
+
+
+@click.command("eval")
+@_recipe_options
+@click.option("--run", "run_dir", default=None, help="Run folder whose best weights to evaluate.")
+@click.option("--weights-dir", default=None, help="Weights folder with manifest.json (default nets/weights).")
+def evaluate(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, seed: int | None,
+             camvid: str | None, device: str | None, run_dir: str | None, weights_dir: str | None) -> None:
+    """Evaluate a run's best weights, or the shipped weights, on RECIPE's held-out data."""
+    try:
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed)
+        metrics = eval_command(chosen, run_dir, weights_dir, device)
+    except NetsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(metrics, indent=2))

@@ -1,0 +1,246 @@
+"""Training infrastructure: metrics by the published protocols, resumable training, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nets import zoo
+from nets.errors import NetsError
+from nets.train.data import VOID, SegAugment, StepBatches, augment_pair, class_weights
+from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
+from nets.train.export import export, sha256_of
+from nets.train.losses import balanced_logistic_loss, berhu_loss, siamfc_labels
+from nets.train.loop import train
+from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
+from nets.train.recipes import parse_size, recipe
+
+TINY_SEG = {"width_mult": 0.25, "decoder_channels": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models train far faster on one thread than on two contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_tiny_camvid(root: Path, train: int = 4, val: int = 2, size: tuple[int, int] = (64, 48)) -> Path:
+    """CamVid-like folders of blocky scenes whose labels follow the colours, with a void border."""
+    rng = np.random.default_rng(0)
+    width, height = size
+    for split, count in (("train", train), ("val", val)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir(parents=True)
+        for i in range(count):
+            labels = np.zeros((height, width), np.uint8)
+            labels[height // 2:] = 3
+            x = int(rng.integers(0, width - 16))
+            labels[height // 3:height - 4, x:x + 16] = 8
+            labels[:2] = VOID
+            palette = rng.integers(0, 256, size=(12, 3), dtype=np.uint8)
+            image = palette[labels]
+            cv2.imwrite(str(root / split / "images" / f"f{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(root / split / "labels" / f"f{i}.png"), labels)
+    return root
+
+
+def test_miou_accumulates_over_the_split_and_ignores_void():
+    confusion = ConfusionMatrix(3)
+    confusion.update(torch.tensor([[0, 0, 1, 1]]), torch.tensor([[0, 0, 1, 3]]))
+    confusion.update(torch.tensor([[2, 0]]), torch.tensor([[2, 2]]))
+    # class 0: hits 2, union 3; class 1: hits 1, union 1; class 2: hits 1, union 2 (void pixel dropped)
+    assert confusion.miou() == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+    per_image_mean = ((2 / 2 + 1 / 1) / 2 + (1 / 2 + 0) / 2) / 2
+    assert confusion.miou() != pytest.approx(per_image_mean)
+    assert confusion.pixel_accuracy() == pytest.approx(4 / 5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        confusion.update(torch.zeros(2), torch.zeros(3))
+
+
+def test_depth_errors_on_valid_pixels():
+    errors = DepthErrors()
+    truth = torch.tensor([1.0, 2.0, 4.0, 1000.0])
+    prediction = torch.tensor([1.0, 3.0, 4.0, 1.0])
+    errors.update(prediction, truth, truth < 1000)
+    result = errors.result()
+    assert result["abs_rel"] == pytest.approx(0.5 / 3)
+    assert result["rmse"] == pytest.approx((1 / 3) ** 0.5)
+    assert result["delta1"] == pytest.approx(2 / 3)
+
+
+def test_psnr_on_known_arrays():
+    reference = np.zeros((4, 4, 3), np.uint8)
+    estimate = reference.copy()
+    estimate[0, 0, 0] = 255
+    assert psnr(estimate, reference) == pytest.approx(10 * np.log10(48))
+    assert psnr(reference, reference) == float("inf")
+    grey = np.full((8, 8, 3), 100, np.uint8)
+    shifted = grey.copy()
+    shifted[2:6, 2:6] += 10
+    shifted[0] = 0
+    y_step = 10 * (65.481 + 128.553 + 24.966) / 255
+    assert psnr_y(shifted, grey, border=2) == pytest.approx(10 * np.log10(255 ** 2 / y_step ** 2))
+    with pytest.raises(ValueError, match="equal shapes"):
+        psnr(grey, grey[:4])
+
+
+def test_success_auc_on_known_ious():
+    assert success_auc([1.0, 1.0]) == pytest.approx(20 / 21)
+    assert success_auc([0.0, 0.0]) == 0.0
+    assert success_auc([0.5]) == pytest.approx(10 / 21)
+    assert box_iou((0, 0, 2, 2), (1, 0, 2, 2)) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        success_auc([])
+
+
+def test_class_weights_balance_rare_classes():
+    labels = [np.array([[0, 0, 0, 1]], np.uint8), np.array([[0, 0, VOID, VOID]], np.uint8)]
+    median = class_weights(labels, num_classes=3)
+    assert median[2] == 0 and median[1] > median[0] > 0
+    log = class_weights(labels, num_classes=3, method="log")
+    assert log[1] > log[0] > 0
+    with pytest.raises(NetsError, match="median"):
+        class_weights(labels, method="sqrt")
+
+
+def test_augmentation_keeps_labels_aligned_and_pads_with_void():
+    image = np.zeros((20, 30, 3), np.uint8)
+    labels = np.zeros((20, 30), np.uint8)
+    image[:, 15:] = 200
+    labels[:, 15:] = 5
+    augment = SegAugment(crop=(40, 32), scale=(1.0, 1.0), flip=True, jitter=0.0)
+    out_image, out_labels = augment_pair(image, labels, augment, np.random.default_rng(1))
+    assert out_image.shape == (32, 40, 3) and out_labels.shape == (32, 40)
+    real = out_labels != VOID
+    assert (out_labels == VOID).any()
+    assert np.array_equal(out_image[real][:, 0] == 200, out_labels[real] == 5)
+
+
+def test_batches_depend_only_on_seed_and_step():
+    batches = StepBatches(lambda rng, step: {"x": rng.integers(0, 1000, size=3)}, batch=2, seed=7, steps=10)
+    assert torch.equal(batches[3]["x"], batches[3]["x"])
+    assert not torch.equal(batches[3]["x"], batches[4]["x"])
+
+
+def test_losses():
+    truth = torch.tensor([1.0, 2.0, 3.0, 9.0])
+    assert berhu_loss(truth, truth, torch.ones(4, dtype=torch.bool)) == 0
+    prediction = torch.tensor([1.0, 2.0, 4.0, 0.0])
+    valid = torch.tensor([True, True, True, False])
+    assert berhu_loss(prediction, truth, valid) == pytest.approx((1 + 0.04) / 0.4 / 3)
+    labels = siamfc_labels(17, 2)
+    assert labels[8, 8] == 1 and labels[0, 0] == 0 and labels.sum() == 13
+    perfect = (labels * 2 - 1)[None, None] * 50
+    assert balanced_logistic_loss(perfect, labels) < 1e-6 < balanced_logistic_loss(-perfect, labels)
+
+
+def test_degradations():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
+    noisy = add_noise(image, 25.0, rng)
+    assert noisy.dtype == np.uint8 and 15 < np.std(noisy.astype(float) - image) < 30
+    flat = np.full((8, 8, 3), 77, np.uint8)
+    assert np.array_equal(downscale_bicubic(flat, 4), np.full((2, 2, 3), 77, np.uint8))
+    assert jpeg_roundtrip(image, 10).shape == image.shape
+    with pytest.raises(NetsError, match="multiple of the scale"):
+        downscale_bicubic(image[:30], 4)
+
+
+def test_recipes_and_sizes():
+    assert parse_size("240x180") == (240, 180)
+    with pytest.raises(NetsError, match="WIDTHxHEIGHT"):
+        parse_size("240")
+    assert recipe("seg-camvid", gpu=True).size == (480, 360)
+    with pytest.raises(NetsError, match="unknown recipe"):
+        recipe("nope")
+    with pytest.raises(NetsError, match="no setting"):
+        recipe("seg-camvid", colour=1)
+    for name in ("seg-camvid", "joint-camvid-synth", "rednet-sr4"):
+        zoo.spec(recipe(name).model)
+
+
+def _tiny_seg_recipe(camvid: Path, steps: int):
+    return recipe("seg-camvid", camvid_root=str(camvid), size=(32, 32), eval_size=(64, 48), batch=2, steps=steps,
+                  warmup=1, model_kwargs=TINY_SEG, checkpoint_every=1, log_every=1, eval_every=0)
+
+
+def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
+    torch.manual_seed(0)
+    camvid = write_tiny_camvid(tmp_path / "camvid")
+    chosen = _tiny_seg_recipe(camvid, steps=4)
+    lines: list[str] = []
+    assert train(chosen, tmp_path / "split", until=2, log=lines.append) is None
+    assert torch.load(tmp_path / "split" / "last.pt", weights_only=True)["step"] == 2
+    resumed = train(chosen, tmp_path / "split", log=lines.append)
+    whole = train(chosen, tmp_path / "whole", log=lines.append)
+    assert any(line.startswith("resuming seg-camvid at step 2") for line in lines)
+    assert any(line.startswith("step 4/4 | loss") for line in lines)
+    split_state = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
+    whole_state = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(split_state[k], whole_state[k]) for k in whole_state)
+    assert resumed["metrics"] == whole["metrics"] and 0 <= whole["metrics"]["miou"] <= 1
+    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["steps"] == 4
+    with pytest.raises(NetsError, match="different recipe"):
+        train(dataclasses.replace(chosen, lr=0.5), tmp_path / "split")
+
+
+def test_export_writes_fp16_weights_that_zoo_loads(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = recipe("rednet-denoise", camvid_root=str(camvid), size=(16, 16), batch=2, steps=1,
+                    options={**recipe("rednet-denoise").options, "eval_images": 1})
+    train(chosen, tmp_path / "run", command="python -m nets.train train rednet-denoise", log=lambda line: None)
+    weights = tmp_path / "weights"
+    entry = export(tmp_path / "run", weights, fps_frames=1)
+    path = weights / entry["file"]
+    assert entry["sha256"] == sha256_of(path)
+    state = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    manifest = json.loads((weights / "manifest.json").read_text())["models"]["rednet-denoise"]
+    assert manifest["command"] == "python -m nets.train train rednet-denoise" and manifest["fps_cpu_480x360"] > 0
+    assert set(manifest["metrics"]) == {"psnr", "baseline_psnr", "gain_db"}
+    model, model_spec = zoo.load("rednet-denoise", weights)
+    assert model_spec.sha256 == entry["sha256"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(model.state_dict()[k], best[k].half().float()) for k in best)
+
+
+def test_export_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(NetsError, match="not a finished run"):
+        export(tmp_path, tmp_path / "weights")
+
+
+def test_cli_commands_report_bad_input_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from nets.train.__main__ import main as module_main
+    from stream.train_cli import evaluate, train as train_cmd
+
+    result = CliRunner().invoke(train_cmd, ["seg-camvid", "--run", str(tmp_path), "--size", "12"])
+    assert result.exit_code == 1 and "WIDTHxHEIGHT" in result.output
+    result = CliRunner().invoke(evaluate, ["seg-camvid", "--run", str(tmp_path)])
+    assert result.exit_code == 1 and "best.pt" in result.output
+    assert module_main(["export", "--run", str(tmp_path)]) == 1
+
+
+def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    options = {**recipe("joint-camvid-synth").options, "train_towns": [1], "frames_per_town": 2, "frame_step": 3,
+               "eval_towns": [2], "eval_frames_per_town": 1}
+    chosen = recipe("joint-camvid-synth", camvid_root=str(camvid), size=(32, 24), eval_size=(32, 24), batch=2,
+                    steps=2, warmup=0, model_kwargs=TINY_SEG, options=options)
+    record = train(chosen, tmp_path / "run", log=lambda line: None)
+    assert {"miou", "synth_abs_rel", "synth_rmse", "synth_delta1", "synth_miou"} <= set(record["metrics"])
+    assert record["metrics"]["synth_abs_rel"] > 0
+    assert len(list((tmp_path / "run" / "cache").glob("town*.npz"))) >= 2
+    leaky = dataclasses.replace(chosen, options={**options, "eval_towns": [1]})
+    with pytest.raises(NetsError, match="also training towns"):
+        train(leaky, tmp_path / "leaky", log=lambda line: None)
