@@ -142,16 +142,18 @@ class TrackingTask(Task):
     name = "track"
     outputs = ("boxes", "scores", "lost")
 
-    def __init__(self, net: torch.nn.Module, init_box: tuple[float, float, float, float]) -> None:
+    def __init__(self, net: torch.nn.Module, init_box: tuple[float, float, float, float],
+                 lost_threshold: float | None = None) -> None:
         self.net = net.eval()
         self.init_box = init_box
+        self.params = {} if lost_threshold is None else {"lost_threshold": lost_threshold}
         self.tracker = None
         self.started = False
 
     def prepare(self, device: torch.device) -> None:
         from nets.siamese import SiamFCTracker
 
-        self.tracker = SiamFCTracker(self.net.to(device), device=device)
+        self.tracker = SiamFCTracker(self.net.to(device), device=device, **self.params)
 
     def __call__(self, images):
         boxes, scores, lost = [], [], []
@@ -244,7 +246,7 @@ def build_task(task: str, model: str | None = None,
     if task == "track":
         if spec.task != "track":
             raise ModelError(f"model '{spec.name}' is not a tracker (it does {spec.task})")
-        return TrackingTask(module, init_box)
+        return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"))
     if spec.task != "restore":
         raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
     return RestorationTask(module, spec, task)

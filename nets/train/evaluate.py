@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+import time
 
 import cv2
 import numpy as np
@@ -12,11 +14,13 @@ from torch import Tensor, nn
 
 from nets.train.data import CAMVID_CLASSES, CamVidSplit
 from nets.train.degrade import add_noise, crop_to_multiple, downscale_bicubic, jpeg_roundtrip, upscale_bicubic
-from nets.train.metrics import ConfusionMatrix, DepthErrors, psnr, psnr_y
+from nets.siamese import SiamFCNet, SiamFCTracker
+from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
+from nets.train.sequences import TrackSequence
 from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
 
 __all__ = ["Normaliser", "predict_at", "evaluate_segmentation", "evaluate_joint", "evaluate_restoration",
-           "restore_image"]
+           "restore_image", "siamfc_ious", "mil_ious", "evaluate_tracking", "tracker_fps"]
 
 
 class Normaliser:
@@ -125,3 +129,69 @@ def evaluate_restoration(model: nn.Module, images: Sequence[np.ndarray], degrada
             raise ValueError(f"degradation must be 'noise', 'sr' or 'jpeg', got {degradation!r}")
     return {"psnr": float(np.mean(ours)), "baseline_psnr": float(np.mean(baseline)),
             "gain_db": float(np.mean(ours) - np.mean(baseline))}
+
+
+def siamfc_ious(net: SiamFCNet, sequence: TrackSequence, device: torch.device, lost_threshold: float) -> list[float]:
+    """One-pass evaluation of our SiamFC tracker: initialised on the first frame's true box, the
+    IoU of its box with the truth on every later frame."""
+    net.eval()
+    tracker = SiamFCTracker(net, device=device, lost_threshold=lost_threshold)
+    tracker.init(sequence.frames[0], tuple(sequence.boxes[0]))
+    return [box_iou(tracker.update(frame).box, truth) for frame, truth in zip(sequence.frames[1:], sequence.boxes[1:])]
+
+
+def mil_ious(sequence: TrackSequence) -> list[float]:
+    """The same one-pass evaluation of OpenCV's TrackerMIL; a frame where it reports failure keeps
+    its previous box, as our tracker does when lost."""
+    tracker = cv2.TrackerMIL_create()
+    x, y, w, h = (int(round(v)) for v in sequence.boxes[0])
+    tracker.init(cv2.cvtColor(sequence.frames[0], cv2.COLOR_RGB2BGR), (x, y, w, h))
+    box: tuple[float, ...] = (x, y, w, h)
+    ious = []
+    for frame, truth in zip(sequence.frames[1:], sequence.boxes[1:]):
+        found, found_box = tracker.update(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        if found:
+            box = tuple(float(v) for v in found_box)
+        ious.append(box_iou(box, truth))
+    return ious
+
+
+@torch.inference_mode()
+def evaluate_tracking(net: SiamFCNet, validation: Iterable[TrackSequence], test: Iterable[TrackSequence],
+                      lost_thresholds: Sequence[float], device: torch.device) -> dict[str, float]:
+    """Pick the tracker's ``lost_threshold`` by success AUC on the validation sequences (ties go
+    to the lower threshold), then report the one-pass success AUC on the held-out test sequences
+    of our tracker with it (``auc``) and of OpenCV's TrackerMIL (``mil_auc``)."""
+    if not lost_thresholds:
+        raise ValueError("evaluate_tracking needs at least one lost threshold to choose from")
+    candidates = sorted(float(t) for t in lost_thresholds)
+    val_ious: dict[float, list[float]] = {t: [] for t in candidates}
+    for sequence in validation:
+        for threshold in candidates:
+            val_ious[threshold] += siamfc_ious(net, sequence, device, threshold)
+    val_auc = {threshold: success_auc(ious) for threshold, ious in val_ious.items()}
+    chosen = max(candidates, key=lambda t: (val_auc[t], -t))
+    ours, mil = [], []
+    for sequence in test:
+        ours += siamfc_ious(net, sequence, device, chosen)
+        mil += mil_ious(sequence)
+    auc, mil_auc = success_auc(ours), success_auc(mil)
+    return {"val_auc": val_auc[chosen], "lost_threshold": chosen, "auc": auc, "mil_auc": mil_auc,
+            "auc_gain": auc - mil_auc, "test_frames": float(len(ours))}
+
+
+@torch.inference_mode()
+def tracker_fps(net: SiamFCNet, frames: int = 5, size: tuple[int, int] = (480, 360)) -> float:
+    """Tracker updates per second of an fp32 SiamFC tracker on the CPU for a ``size`` (width,
+    height) frame, after initialisation and one warm-up update."""
+    if frames < 1:
+        raise ValueError(f"fps needs at least one timed frame, got {frames}")
+    width, height = size
+    frame = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    tracker = SiamFCTracker(net.cpu().float().eval(), device="cpu")
+    tracker.init(frame, (width / 2 - 20, height / 2 - 20, 40, 40))
+    tracker.update(frame)
+    start = time.perf_counter()
+    for _ in range(frames):
+        tracker.update(frame)
+    return frames / (time.perf_counter() - start)

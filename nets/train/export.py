@@ -50,6 +50,10 @@ def cpu_fps(model: nn.Module, model_spec: zoo.ModelSpec, frames: int = 5) -> flo
     a 480x360 output), after one warm-up run."""
     if frames < 1:
         raise NetsError(f"fps needs at least one timed frame, got {frames}")
+    if model_spec.task == "track":
+        from nets.train.evaluate import tracker_fps
+
+        return tracker_fps(model, frames, FPS_SIZE)
     model = model.cpu().float().eval()
     frame = _fps_input(model_spec, model)
     model(frame)

@@ -15,13 +15,17 @@ from torch import Tensor, nn
 from nets.errors import NetsError
 from nets.train.data import VOID, CamVidSplit, SegAugment, StepBatches, augment_pair, class_weights, jitter_colour
 from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
-from nets.train.evaluate import Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation
-from nets.train.losses import berhu_loss, segmentation_loss
+from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation,
+                                 evaluate_tracking)
+from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
 from nets.train.recipes import Recipe
+from nets.train.sequences import track_sequences
 from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
+from nets.train.tracking import PairJitter, TrackFrames, region_pair, response_labels, synthetic_pair
 from nets.zoo import ModelSpec
 
-__all__ = ["Objective", "SegmentationObjective", "JointObjective", "RestorationObjective", "make_objective"]
+__all__ = ["Objective", "SegmentationObjective", "JointObjective", "RestorationObjective", "TrackingObjective",
+           "make_objective"]
 
 
 class Objective(ABC):
@@ -173,7 +177,53 @@ class RestorationObjective(Objective):
         return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device)
 
 
+class TrackingObjective(Objective):
+    """SiamFC: balanced logistic loss on the 17x17 response of exemplar/search pairs, drawn from
+    synthetic tracks (share ``1 - camvid_share``) or jittered CamVid regions; scored by one-pass
+    success AUC on validation towns, where the tracker's lost threshold is picked, with the
+    held-out test towns' AUC reported beside OpenCV TrackerMIL's."""
+
+    score = "val_auc"
+
+    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
+        super().__init__(recipe, model_spec, device, cache_dir)
+        towns = {key: set(self.options[key]) for key in ("train_towns", "val_towns", "test_towns")}
+        for a, b in (("train_towns", "val_towns"), ("train_towns", "test_towns"), ("val_towns", "test_towns")):
+            if towns[a] & towns[b]:
+                raise NetsError(f"{a} and {b} share towns {sorted(towns[a] & towns[b])}")
+        self.jitter = PairJitter(float(self.options["stretch"]), float(self.options["max_shift"]),
+                                 float(self.options["jitter"]))
+        self.labels = response_labels(float(self.options["radius"]))
+
+    @cached_property
+    def train_frames(self) -> TrackFrames:
+        return TrackFrames(self.options["train_towns"], int(self.options["frames_per_town"]), self.recipe.size,
+                           int(self.options["frame_step"]), self.cache_dir)
+
+    def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
+        pair = None
+        if rng.random() >= float(self.options["camvid_share"]):
+            pair = synthetic_pair(self.train_frames, int(self.options["max_gap"]), int(self.options["min_side"]),
+                                  self.jitter, rng)
+        if pair is None:
+            image = self.train_split.images[int(rng.integers(len(self.train_split)))]
+            pair = region_pair(image, tuple(self.options["region_sides"]), self.jitter, rng)
+        exemplar, search = pair
+        return {"exemplar": exemplar, "search": search, "labels": self.labels}
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        responses = model(batch["exemplar"] * 255.0, batch["search"] * 255.0)
+        return balanced_logistic_loss(responses.float(), batch["labels"][:, None])
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        shape = (int(self.options["sequence_frames"]), self.recipe.eval_size, int(self.options["min_side"]))
+        validation = track_sequences(self.options["val_towns"], int(self.options["val_sequences"]), *shape)
+        test = track_sequences(self.options["test_towns"], int(self.options["test_sequences"]), *shape)
+        return evaluate_tracking(model, validation, test, self.options["lost_thresholds"], self.device)
+
+
 def make_objective(recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> Objective:
     """The objective a recipe names."""
-    kinds = {"segment": SegmentationObjective, "joint": JointObjective, "restore": RestorationObjective}
+    kinds = {"segment": SegmentationObjective, "joint": JointObjective, "restore": RestorationObjective,
+             "track": TrackingObjective}
     return kinds[recipe.objective](recipe, model_spec, device, cache_dir)

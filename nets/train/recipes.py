@@ -13,7 +13,7 @@ from nets.errors import NetsError
 
 __all__ = ["Recipe", "RECIPES", "recipe", "parse_size", "default_camvid_root"]
 
-OBJECTIVES = ("segment", "joint", "restore")
+OBJECTIVES = ("segment", "joint", "restore", "track")
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 
@@ -94,6 +94,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 _CAMVID = "CamVid train (367 frames), selected on CamVid val (101 frames)"
 
+_TRACK_OPTIONS = {
+    "train_towns": list(range(2000, 2012)), "frames_per_town": 40, "frame_step": 2, "max_gap": 5, "min_side": 10,
+    "camvid_share": 0.5, "region_sides": (24.0, 120.0), "stretch": 0.1, "max_shift": 4.0, "jitter": 0.2,
+    "radius": 16.0, "val_towns": list(range(8100, 8140)), "val_sequences": 4, "test_towns": list(range(9100, 9160)),
+    "test_sequences": 10, "sequence_frames": 60, "lost_thresholds": [-1.0, 0.15, 0.3, 0.45],
+}
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("seg-camvid", "lwrefinenet-mbv2-camvid", "segment", _CAMVID,
            size=(240, 180), eval_size=(480, 360), batch=6, steps=1800, lr=1e-3, weight_decay=1e-4,
@@ -122,6 +129,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
           ("sr4", 48, "bicubic upscaling", {"degradation": "sr", "scale": 4}),
           ("jpeg", 48, "the decoded JPEG",
            {"degradation": "jpeg", "quality": (10, 40), "eval_quality": 20}))),
+    Recipe("siamfc-synth", "siamfc-alexnet", "track",
+           "exemplar/search pairs from synthetic towns 2000-2011 (one track, frames at most 10 apart) and "
+           "jittered views of CamVid train regions; lost threshold picked on towns 8100+, one-pass success AUC "
+           "on held-out towns 9100+ (10 sequences of 60 frames) against OpenCV TrackerMIL",
+           size=(480, 360), eval_size=(480, 360), batch=8, steps=2000, lr=1e-2, optimiser="sgd",
+           weight_decay=5e-4, schedule="cosine", warmup=50, eval_every=0, options=_TRACK_OPTIONS,
+           gpu={"batch": 32, "steps": 20000, "eval_every": 5000,
+                "options": {**_TRACK_OPTIONS, "train_towns": list(range(2000, 2064))}}),
 )}
 
 
