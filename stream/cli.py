@@ -112,3 +112,16 @@ def models() -> None:
         spec = zoo.spec(name)
         state = "trained" if spec.weights else "untrained"
         click.echo(f"{name:32s} {spec.task:14s} {state}")
+
+
+def _register_subcommands() -> None:
+    """Commands that live in their own modules: benchmarks, training and evaluation."""
+    from .bench_cli import bench
+    from .train_cli import evaluate, train
+
+    main.add_command(bench)
+    main.add_command(train)
+    main.add_command(evaluate)
+
+
+_register_subcommands()

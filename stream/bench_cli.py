@@ -1,0 +1,81 @@
+"""The ``densestream bench`` command: a thin layer over ``stream.bench``."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .pipeline import describe_error
+from .tasks import TASK_NAMES
+
+DEFAULT_SOURCE = "synth://pattern"
+SOAK_RESOLUTION = (160, 120)
+
+
+def _fail(message: str) -> SystemExit:
+    click.echo(f"error: {message}", err=True)
+    return SystemExit(1)
+
+
+@click.command()
+@click.argument("source", required=False, default=DEFAULT_SOURCE)
+@click.option("--task", default="seg", show_default=True,
+              help=f"One of {', '.join(TASK_NAMES)} that gives labels or depth.")
+@click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's model).")
+@click.option("--resolution", default=None, help="Resize the input to WIDTHxHEIGHT (default: as it is).")
+@click.option("--repeat", type=int, default=3, show_default=True, help="Runs of every measurement.")
+@click.option("--frames", type=int, default=30, show_default=True, help="Frames per run.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+              show_default=True)
+@click.option("--batch", type=int, default=1, show_default=True, help="Frames per batch.")
+@click.option("--skip", multiple=True, help="Leave out a row (decode, model, pipeline_null, "
+              "pipeline_mp4, naive, live, supervision); repeatable.")
+@click.option("--soak", type=int, default=None,
+              help="Instead: run this many synthetic frames into a null sink and watch host memory.")
+@click.option("--soak-checkpoint", type=int, default=1000, show_default=True,
+              help="Frame at which the soak's reference RSS is taken.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch (default: torch's own choice; 1 on a busy machine).")
+@click.option("--json", "json_path", default=None, help="Write every raw number to this JSON file.")
+def bench(source, task, model, resolution, repeat, frames, device, precision, batch, skip, soak,
+          soak_checkpoint, threads, json_path) -> None:
+    """Measure decode, model, pipeline, naive loop and live mode side by side on SOURCE."""
+    from . import bench as measurements
+
+    def log(text: str) -> None:
+        click.echo(text, err=True)
+
+    try:
+        if threads is not None:
+            measurements.set_threads(threads)
+        size = measurements.parse_resolution(resolution) if resolution else None
+        if soak is not None:
+            from .cli import ProgressLine
+
+            progress = ProgressLine(enabled=sys.stderr.isatty())
+            result = measurements.soak(task, soak, model=model, resolution=size or SOAK_RESOLUTION,
+                                       checkpoint=min(soak_checkpoint, max(1, soak // 2)),
+                                       device=device, precision=precision, batch=batch,
+                                       progress=progress)
+            progress.finish()
+            text = measurements.format_soak(result)
+        else:
+            unknown = set(skip) - set(measurements.ROWS)
+            if unknown:
+                raise click.BadParameter(f"unknown row(s) {', '.join(sorted(unknown))}", param_hint="--skip")
+            rows = [name for name in measurements.ROWS if name not in set(skip)]
+            result = measurements.measure(source, task, model=model, resolution=size, frames=frames,
+                                          repeat=repeat, device=device, precision=precision,
+                                          batch=batch, rows=rows, log=log)
+            text = measurements.format_table(result)
+        if json_path:
+            measurements.write_json(result, json_path)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
+        if os.environ.get("DENSESTREAM_DEBUG"):
+            raise
+        raise _fail(describe_error(exc)) from None
+    click.echo(text)
