@@ -87,18 +87,20 @@ class Source(ABC):
                 picture = self._read()
                 if picture is None:
                     return
+                captured = picture.captured
                 if self._paced:
                     seconds = float(picture.pts * self.info.time_base)
                     if clock_origin is None:
                         clock_origin = time.monotonic() - seconds
                     if self._stop.wait(max(0.0, clock_origin + seconds - time.monotonic())):
                         return
+                    captured = time.monotonic()  # a paced frame "arrives" when it is due
                 yield Frame(
                     index=index,
                     pts=picture.pts,
                     time_base=self.info.time_base,
                     image=picture.image,
-                    captured=picture.captured,
+                    captured=captured,
                     meta={"name": picture.name or f"frame_{index:06d}"},
                 )
                 index += 1
