@@ -22,7 +22,7 @@ from nets.backbones import RESNET_CONFIGS
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError
 
-__all__ = ["ModelSpec", "available", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS"]
+__all__ = ["ModelSpec", "available", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS", "sha256_of"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TASKS = ("segment", "depth", "segment+depth", "restore", "track", "classify")
@@ -153,7 +153,8 @@ def build(name: str, **overrides: Any) -> nn.Module:
     return _build_from(spec(name), overrides)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -172,7 +173,7 @@ def load(name: str, weights_dir: str | Path | None = None) -> tuple[nn.Module, M
     path = weights_dir / model_spec.weights
     if not path.is_file():
         raise NetsError(f"weights file for {name!r} not found: {path}")
-    actual = _sha256(path)
+    actual = sha256_of(path)
     if actual != model_spec.sha256:
         raise NetsError(f"weights file {path} fails its checksum (sha256 {actual[:12]}..., "
                         f"manifest says {model_spec.sha256[:12]}...)")

@@ -15,7 +15,8 @@ from nets import zoo
 from nets.errors import NetsError
 from nets.train.data import VOID, SegAugment, StepBatches, augment_pair, class_weights
 from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
-from nets.train.export import export, sha256_of
+from nets.train.export import export
+from nets.zoo import sha256_of
 from nets.train.losses import balanced_logistic_loss, berhu_loss, siamfc_labels
 from nets.train.loop import train
 from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
@@ -24,13 +25,7 @@ from nets.train.recipes import parse_size, recipe
 TINY_SEG = {"width_mult": 0.25, "decoder_channels": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models train far faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_tiny_camvid(root: Path, train: int = 4, val: int = 2, size: tuple[int, int] = (64, 48)) -> Path:

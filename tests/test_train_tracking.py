@@ -21,13 +21,7 @@ from nets import zoo
 STILL = PairJitter(stretch=0.0, max_shift=0.0, colour=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """AlexNet steps run faster on one thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_camvid(root: Path, count: int = 2, size: tuple[int, int] = (96, 72)) -> Path:

@@ -3,7 +3,6 @@ sha256, recipe, data, metrics, CPU speed at 480x360 and the command that trained
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from nets.checkpoints import load_state_strict
 from nets.errors import NetsError
 from nets.train.recipes import Recipe
 
-__all__ = ["export", "half_state", "sha256_of", "cpu_fps", "FPS_SIZE"]
+__all__ = ["export", "half_state", "cpu_fps", "FPS_SIZE"]
 
 FPS_SIZE = (480, 360)
 
@@ -27,15 +26,6 @@ FPS_SIZE = (480, 360)
 def half_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """The state dict with floating tensors cast to fp16 (integer buffers kept)."""
     return {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fps_input(model_spec: zoo.ModelSpec, model: nn.Module) -> Tensor:
@@ -100,7 +90,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     load_state_strict(model, torch.load(target, map_location="cpu", weights_only=True), target)
     command = run_dir / "command.txt"
     entry = {
-        "file": target.name, "sha256": sha256_of(target), "precision": "fp16",
+        "file": target.name, "sha256": zoo.sha256_of(target), "precision": "fp16",
         "recipe": recipe.name, "data": recipe.data, "steps": record["steps"], "best_step": record["best_step"],
         "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
