@@ -94,6 +94,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "recipe": recipe.name, "data": recipe.data, "steps": record["steps"], "best_step": record["best_step"],
         "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
+        "train_size": "x".join(map(str, recipe.size)), "eval_size": "x".join(map(str, recipe.eval_size)),
         "command": command.read_text().strip() if command.is_file() else None,
         "export_command": export_command, "exported": date.today().isoformat(),
     }
