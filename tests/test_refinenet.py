@@ -137,3 +137,22 @@ def test_light_crp_matches_its_definition():
     with torch.no_grad():
         torch.testing.assert_close(crp(x), expected)
     assert torch.equal(max_pool5(x), F.max_pool2d(x, 5, 1, 2))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 4, 2, 3), (1, 5, 7, 4), (1, 8, 13, 17)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool5_equals_the_pooling_kernel(shape, dtype, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(shape).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    pooled = max_pool5(x)
+    assert pooled.dtype == dtype and torch.equal(pooled, F.max_pool2d(x, 5, 1, 2))
+
+
+def test_max_pool5_passes_gradients_to_the_window_maxima():
+    x = torch.tensor([[[[0.0, 5.0, 1.0, 2.0, 3.0, 4.0, 0.5]]]], requires_grad=True)
+    max_pool5(x).sum().backward()
+    # outputs 0-3 see the 5.0; outputs 4-6 see the 4.0 (windows clipped at the right edge)
+    assert x.grad.tolist() == [[[[0.0, 4.0, 0.0, 0.0, 0.0, 3.0, 0.0]]]]

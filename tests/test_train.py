@@ -188,6 +188,17 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         train(dataclasses.replace(chosen, lr=0.5), tmp_path / "split")
 
 
+def test_extending_a_finished_run_trains_on_and_records_every_command(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid")
+    run = tmp_path / "run"
+    first = train(_tiny_seg_recipe(camvid, steps=2), run, command="train --steps 2", log=lambda line: None)
+    assert first["steps"] == 2
+    longer = train(_tiny_seg_recipe(camvid, steps=3), run, command="train --steps 3", log=lambda line: None)
+    assert longer["steps"] == 3 and torch.load(run / "last.pt", weights_only=True)["step"] == 3
+    train(_tiny_seg_recipe(camvid, steps=3), run, command="train --steps 3", log=lambda line: None)
+    assert (run / "command.txt").read_text().splitlines() == ["train --steps 2", "train --steps 3"]
+
+
 def test_export_writes_fp16_weights_that_zoo_loads(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     chosen = recipe("rednet-denoise", camvid_root=str(camvid), size=(16, 16), batch=2, steps=1,

@@ -65,6 +65,13 @@ def _write_manifest(weights_dir: Path, name: str, entry: dict[str, Any]) -> None
     partial.replace(path)
 
 
+def _command_history(path: Path) -> str | None:
+    """The run's training commands joined with ``&&``: run in order they reproduce the weights."""
+    if not path.is_file():
+        return None
+    return " && ".join(line for line in path.read_text().splitlines() if line.strip()) or None
+
+
 def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frames: int = 5,
            export_command: str | None = None) -> dict[str, Any]:
     """Write the best weights of a finished run as ``<model>.pt`` (fp16 state_dict) in
@@ -95,7 +102,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
         "train_size": "x".join(map(str, recipe.size)), "eval_size": "x".join(map(str, recipe.eval_size)),
-        "command": command.read_text().strip() if command.is_file() else None,
+        "command": _command_history(command),
         "export_command": export_command, "exported": date.today().isoformat(),
     }
     _write_manifest(weights_dir, recipe.model, entry)

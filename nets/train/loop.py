@@ -74,6 +74,14 @@ def _save_atomic(data: dict[str, Any], path: Path) -> None:
     partial.replace(path)
 
 
+def _record_command(path: Path, command: str) -> None:
+    """Append ``command`` to the run's command history unless it repeats the last one, so that the
+    history, run in order, reproduces the run (a resume that extends ``--steps`` changes the schedule)."""
+    history = path.read_text().splitlines() if path.is_file() else []
+    if not history or history[-1] != command:
+        path.write_text("\n".join(history + [command]) + "\n")
+
+
 def _check_same_recipe(saved: dict[str, Any], recipe: Recipe, path: Path) -> None:
     current = json.loads(json.dumps(recipe.to_dict()))
     changed = sorted(k for k in set(saved) | set(current)
@@ -173,7 +181,7 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
         log(f"resuming {recipe.name} at step {run.step} from {run_dir / 'last.pt'}")
     (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     if command:
-        (run_dir / "command.txt").write_text(command + "\n")
+        _record_command(run_dir / "command.txt", command)
     objective = make_objective(recipe, zoo.spec(recipe.model), device, run_dir / "cache")
     stop = min(recipe.steps, until if until is not None else recipe.steps)
     workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
@@ -222,7 +230,9 @@ def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict
     """Evaluate the last weights, then write metrics.json for the best weights."""
     metrics_path = run.run_dir / "metrics.json"
     if metrics_path.is_file():
-        return json.loads(metrics_path.read_text())
+        record = json.loads(metrics_path.read_text())
+        if record.get("steps") == run.recipe.steps:
+            return record
     final = run.evaluate(objective, log)
     best = torch.load(run.run_dir / "best.pt", map_location="cpu", weights_only=True)
     record = {"recipe": run.recipe.name, "model": run.recipe.model, "data": run.recipe.data,
