@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .engine import select_device
+from .engine import select_device, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
@@ -33,18 +33,21 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    batch: int = 1, max_frames: int | None = None,
                    init_box: tuple[float, float, float, float] | None = None,
                    refine: str | None = None, hud: bool = True, live: bool | None = None,
-                   progress: ProgressCallback | None = None) -> Pipeline:
+                   threads: int | None = None, progress: ProgressCallback | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
     a task name (see ``stream.tasks.TASK_NAMES``) or a ready ``Task``; ``out`` a video file,
     an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows;
-    ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth.
+    ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth; ``threads``
+    torch's CPU threads (None keeps torch's choice).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
     if not (out or raw or show):
         raise DenseStreamError("nothing to write: give --out, --raw or --show")
+    if threads is not None:
+        set_cpu_threads(threads)
     torch_device = select_device(device)
     src = open_source(source) if live is None else open_source(source, live=live)
     sinks = []

@@ -109,14 +109,6 @@ def _peaks(device: torch.device, into: dict):
                               if device.type == "cuda" else None)
 
 
-def set_threads(count: int) -> None:
-    """Use ``count`` CPU threads for torch; on a shared machine 1 avoids threads waiting on
-    each other while another process holds the cores."""
-    if count < 1:
-        raise DenseStreamError("--threads must be at least 1")
-    torch.set_num_threads(count)
-
-
 # ---------------------------------------------------------------------------- the input
 
 

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .engine import set_cpu_threads
 from .pipeline import describe_error
 from .tasks import TASK_NAMES
 
@@ -49,7 +50,7 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
 
     try:
         if threads is not None:
-            measurements.set_threads(threads)
+            set_cpu_threads(threads)
         size = measurements.parse_resolution(resolution) if resolution else None
         if soak is not None:
             from .cli import ProgressLine

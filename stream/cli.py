@@ -69,8 +69,10 @@ def main() -> None:
 @click.option("--live/--offline", default=None,
               help="Override the input's policy: live drops stale frames, offline keeps all.")
 @click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch (default: torch's choice; 1 when other jobs share the cores).")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, live, hud) -> None:
+        init_box, refine, live, hud, threads) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
@@ -81,7 +83,7 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         pipeline = api.build_pipeline(
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
-            init_box=box, refine=refine, hud=hud, live=live, progress=progress)
+            init_box=box, refine=refine, hud=hud, live=live, threads=threads, progress=progress)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

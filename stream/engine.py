@@ -52,6 +52,14 @@ def _cpu_flags_include(flags: tuple[str, ...]) -> bool:
     return any(flag in text for flag in flags)
 
 
+def set_cpu_threads(count: int) -> None:
+    """Use ``count`` CPU threads for torch. On a machine shared with other jobs 1 is often
+    fastest: torch's threads otherwise spin waiting on each other for a busy core."""
+    if count < 1:
+        raise DenseStreamError(f"threads must be at least 1, got {count}")
+    torch.set_num_threads(count)
+
+
 def select_precision(device: torch.device, name: str = "auto") -> torch.dtype:
     """'auto' is fp16 on CUDA, bf16 on CPUs with native bf16, fp32 otherwise."""
     if name == "auto":

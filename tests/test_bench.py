@@ -115,7 +115,7 @@ def test_cli_rejects_bad_settings_in_one_line():
     skip = runner.invoke(bench_command, [SOURCE, "--skip", "teleport"])
     assert skip.exit_code != 0 and "teleport" in skip.output
     threads = runner.invoke(bench_command, [SOURCE, "--threads", "0"])
-    assert threads.exit_code == 1 and "--threads must be at least 1" in threads.output
+    assert threads.exit_code == 1 and "threads must be at least 1" in threads.output
     task = runner.invoke(bench_command, [SOURCE, "--task", "warp"])
     assert task.exit_code == 1 and "unknown task 'warp'" in task.output
 

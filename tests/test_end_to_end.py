@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+import torch
 
 import stream
 from stream.errors import SinkError
@@ -136,6 +137,20 @@ def test_unwritable_output_gives_one_error_line(tmp_path):
     assert_one_line_error(result, "out.mp4")
 
 
+def test_bad_thread_count_gives_one_error_line():
+    result = run_cli("run", "synth://pattern?frames=2&size=32x32", "--out", "null", "--threads", "0")
+    assert_one_line_error(result, "threads must be at least 1")
+
+
+def test_build_pipeline_sets_the_cpu_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        stream.build_pipeline("synth://pattern?frames=1&size=32x32", LumaTask(), out="null", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_unwritable_output_raises_before_any_frame_is_read(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -147,7 +162,7 @@ def test_unwritable_output_raises_before_any_frame_is_read(tmp_path):
 def test_cli_runs_the_synthetic_default_to_an_image_folder_and_raw_maps(tmp_path):
     result = run_cli("run", "synth://pattern?frames=3&size=64x48", "--task", "seg+depth",
                      "--out", str(tmp_path / "frames"), "--raw", str(tmp_path / "raw"),
-                     "--device", "cpu")
+                     "--device", "cpu", "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert "frames: 3 written of 3 read" in result.stderr
     assert len(list((tmp_path / "frames").glob("*.png"))) == 3
