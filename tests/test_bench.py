@@ -142,6 +142,14 @@ def test_supervision_row_is_skipped_when_the_package_is_absent(monkeypatch):
     assert "skipped: supervision is not installed" in bench.format_table(result)
 
 
+def test_supervision_row_drives_the_same_model_when_installed():
+    pytest.importorskip("supervision", reason="supervision is not installed (optional extra 'bench')")
+    result = bench.measure(SOURCE, ConvSegTask(), frames=3, repeat=1, device="cpu",
+                           precision="fp32", rows=("model", "supervision"))
+    row = result["rows"]["supervision"]
+    assert "skipped" not in row and row["frames"] == [3] and row["fps_median"] > 0
+
+
 def test_argmax_disagreement_is_zero_for_fp32_and_counts_bf16_changes():
     torch.manual_seed(0)
     images = [np.random.default_rng(i).integers(0, 256, (24, 32, 3), dtype=np.uint8) for i in range(3)]
