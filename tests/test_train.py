@@ -250,3 +250,109 @@ def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):
     leaky = dataclasses.replace(chosen, options={**options, "eval_towns": [1]})
     with pytest.raises(NetsError, match="also training towns"):
         train(leaky, tmp_path / "leaky", log=lambda line: None)
+
+
+def test_bundled_photos_are_rgb_uint8_colour_photographs():
+    import importlib.util
+
+    if importlib.util.find_spec("skimage") is None:
+        pytest.skip("scikit-image is not installed (pip install -e '.[train]')")
+    from nets.train.photos import bundled_photos
+
+    photos = dict(bundled_photos())
+    assert set(photos) == {"astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png",
+                           "motorcycle_right.png", "rocket.jpg"}
+    assert all(image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 for image in photos.values())
+    assert photos["astronaut.png"].shape == (512, 512, 3)
+    red, green, blue = photos["coffee.png"][:200].reshape(-1, 3).mean(0)
+    assert red > blue  # RGB order: the red-brown coffee scene, not OpenCV's BGR
+
+
+def test_bundled_photos_without_scikit_image_name_the_install_command(monkeypatch):
+    from nets.train.photos import bundled_photos
+
+    monkeypatch.setattr("nets.train.photos.find_spec", lambda name: None)
+    with pytest.raises(NetsError, match=r"pip install scikit-image") as error:
+        bundled_photos()
+    assert "\n" not in str(error.value)
+
+
+def _restoration_objective(name: str, camvid: Path):
+    from nets.train.objectives import make_objective
+
+    chosen = recipe(name, camvid_root=str(camvid), options={**recipe(name).options, "eval_images": 2})
+    return make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), camvid / "cache"), chosen
+
+
+def test_sr_evaluation_adds_metrics_on_the_bundled_photos(tmp_path, monkeypatch):
+    from nets.train.degrade import crop_to_multiple, upscale_bicubic
+    from nets.train.evaluate import evaluate_restoration, restore_image
+    from nets.train.loop import build_model
+
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, size=shape, dtype=np.uint8) for shape in ((21, 30, 3), (16, 17, 3))]
+    monkeypatch.setattr("nets.train.objectives.bundled_photos", lambda: [("a.png", photos[0]), ("b.png", photos[1])])
+    objective, chosen = _restoration_objective("rednet-sr2", write_tiny_camvid(tmp_path / "camvid", train=1))
+    model = build_model(chosen)
+    metrics = objective.evaluate(model)
+    with torch.inference_mode():
+        references = [crop_to_multiple(photo, 2) for photo in photos]
+        lows = [downscale_bicubic(reference, 2) for reference in references]
+        ours = np.mean([psnr_y(restore_image(model, low, torch.device("cpu")), ref, 2)
+                        for low, ref in zip(lows, references)])
+        bicubic = np.mean([psnr_y(upscale_bicubic(low, 2), ref, 2) for low, ref in zip(lows, references)])
+        camvid_only = evaluate_restoration(model, objective.val_split.images[:2], "sr", 2.0, torch.device("cpu"))
+    assert metrics["photos_psnr"] == pytest.approx(ours)
+    assert metrics["photos_baseline_psnr"] == pytest.approx(bicubic)
+    assert metrics["photos_gain_db"] == pytest.approx(ours - bicubic)
+    assert {key: metrics[key] for key in camvid_only} == camvid_only
+
+
+def test_sr_evaluation_without_scikit_image_warns_and_leaves_the_photo_metrics_out(tmp_path, monkeypatch):
+    from nets.train.loop import build_model
+
+    monkeypatch.setattr("nets.train.photos.find_spec", lambda name: None)
+    objective, chosen = _restoration_objective("rednet-sr2", write_tiny_camvid(tmp_path / "camvid", train=1))
+    with pytest.warns(UserWarning, match="pip install scikit-image"):
+        metrics = objective.evaluate(build_model(chosen))
+    assert set(metrics) == {"psnr", "baseline_psnr", "gain_db"}
+
+
+def test_jpeg_evaluation_adds_quality_10_metrics(tmp_path):
+    from nets.train.evaluate import restore_image
+    from nets.train.loop import build_model
+
+    objective, chosen = _restoration_objective("rednet-jpeg", write_tiny_camvid(tmp_path / "camvid", train=1))
+    model = build_model(chosen)
+    metrics = objective.evaluate(model)
+    images = objective.val_split.images[:2]
+    with torch.inference_mode():
+        decoded = [jpeg_roundtrip(image, 10) for image in images]
+        ours = np.mean([psnr(restore_image(model, jpeg, torch.device("cpu")), image)
+                        for jpeg, image in zip(decoded, images)])
+    baseline = np.mean([psnr(jpeg, image) for jpeg, image in zip(decoded, images)])
+    assert metrics["q10_psnr"] == pytest.approx(ours)
+    assert metrics["q10_baseline_psnr"] == pytest.approx(baseline)
+    assert metrics["q10_gain_db"] == pytest.approx(ours - baseline)
+    assert metrics["q10_baseline_psnr"] < metrics["baseline_psnr"]  # quality 10 is worse than the recipe's 20
+
+
+def test_finishing_a_run_again_re_evaluates_its_best_weights(tmp_path):
+    from nets.train.loop import build_model
+    from nets.train.objectives import make_objective
+
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = _tiny_seg_recipe(camvid, steps=2)
+    run = tmp_path / "run"
+    first = train(chosen, run, device="cpu", log=lambda line: None)
+    initial = build_model(chosen).state_dict()
+    torch.save({"model": initial, "step": 1, "metrics": {"miou": 99.0, "pixel_accuracy": 99.0}}, run / "best.pt")
+    (run / "metrics.json").unlink()
+    train(chosen, run, device="cpu", log=lambda line: None)
+    record = json.loads((run / "metrics.json").read_text())
+    model = build_model(chosen)
+    model.load_state_dict(initial)
+    objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), run / "cache")
+    assert record["best_step"] == 1 and 0 <= record["metrics"]["miou"] <= 1
+    assert record["metrics"] == pytest.approx(objective.evaluate(model))
+    assert record["final_metrics"] == pytest.approx(first["final_metrics"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import time
 
@@ -100,14 +100,9 @@ def _denoise_baseline(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-@torch.inference_mode()
-def evaluate_restoration(model: nn.Module, images: Sequence[np.ndarray], degradation: str,
-                         setting: float, device: torch.device, seed: int = 0) -> dict[str, float]:
-    """Mean PSNR of the model and of the classical baseline on degraded copies of ``images``:
-    ``noise`` (sigma ``setting``, RGB PSNR, baseline OpenCV non-local means), ``sr`` (scale
-    ``setting``, Y PSNR with a border of the scale cropped, baseline bicubic) or ``jpeg``
-    (quality ``setting``, RGB PSNR, baseline the decoded JPEG)."""
-    model.eval()
+def _mean_psnrs(model: nn.Module, images: Sequence[np.ndarray], degradation: str, setting: float,
+                device: torch.device, seed: int) -> tuple[float, float]:
+    """Mean PSNR of the model and of the classical baseline on degraded copies of ``images``."""
     rng = np.random.default_rng(seed)
     ours, baseline = [], []
     for image in images:
@@ -127,8 +122,26 @@ def evaluate_restoration(model: nn.Module, images: Sequence[np.ndarray], degrada
             baseline.append(psnr(degraded, image))
         else:
             raise ValueError(f"degradation must be 'noise', 'sr' or 'jpeg', got {degradation!r}")
-    return {"psnr": float(np.mean(ours)), "baseline_psnr": float(np.mean(baseline)),
-            "gain_db": float(np.mean(ours) - np.mean(baseline))}
+    return float(np.mean(ours)), float(np.mean(baseline))
+
+
+@torch.inference_mode()
+def evaluate_restoration(model: nn.Module, images: Sequence[np.ndarray], degradation: str,
+                         setting: float, device: torch.device, seed: int = 0,
+                         extras: Mapping[str, tuple[Sequence[np.ndarray], float]] | None = None) -> dict[str, float]:
+    """Mean PSNR of the model and of the classical baseline on degraded copies of ``images``:
+    ``noise`` (sigma ``setting``, RGB PSNR, baseline OpenCV non-local means), ``sr`` (scale
+    ``setting``, Y PSNR with a border of the scale cropped, baseline bicubic) or ``jpeg``
+    (quality ``setting``, RGB PSNR, baseline the decoded JPEG). Each ``extras`` entry, prefix to
+    (images, setting), is scored the same way as ``{prefix}_psnr``, ``{prefix}_baseline_psnr``
+    and ``{prefix}_gain_db``."""
+    model.eval()
+    sets = {"": (images, setting)} | {f"{prefix}_": pair for prefix, pair in (extras or {}).items()}
+    results: dict[str, float] = {}
+    for prefix, (chosen, value) in sets.items():
+        ours, baseline = _mean_psnrs(model, chosen, degradation, value, device, seed)
+        results.update({f"{prefix}psnr": ours, f"{prefix}baseline_psnr": baseline, f"{prefix}gain_db": ours - baseline})
+    return results
 
 
 def siamfc_ious(net: SiamFCNet, sequence: TrackSequence, device: torch.device, lost_threshold: float) -> list[float]:

@@ -227,19 +227,25 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
 
 
 def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict[str, Any]:
-    """Evaluate the last weights, then write metrics.json for the best weights."""
+    """Evaluate the last weights, then re-evaluate the best weights with the current code (so that
+    finishing an old run again records metrics added since) and write metrics.json."""
     metrics_path = run.run_dir / "metrics.json"
     if metrics_path.is_file():
         record = json.loads(metrics_path.read_text())
         if record.get("steps") == run.recipe.steps:
             return record
     final = run.evaluate(objective, log)
-    best = torch.load(run.run_dir / "best.pt", map_location="cpu", weights_only=True)
+    run.save()  # keep the final evaluation in best_score, so a longer run cannot replace a better best.pt
+    best = torch.load(run.run_dir / "best.pt", map_location=run.device, weights_only=True)
+    metrics = final  # best.pt written at the last step holds the weights just evaluated
+    if int(best["step"]) != run.step:
+        run.model.load_state_dict(best["model"])
+        metrics = objective.evaluate(run.model)
     record = {"recipe": run.recipe.name, "model": run.recipe.model, "data": run.recipe.data,
               "steps": run.recipe.steps, "best_step": int(best["step"]), "score": objective.score,
-              "metrics": dict(best["metrics"]), "final_metrics": final,
+              "metrics": metrics, "final_metrics": final,
               "seconds_per_step": run.seconds / max(1, run.step), "device": str(run.device)}
     metrics_path.write_text(json.dumps(record, indent=2) + "\n")
-    log(f"done: best {objective.score} {record['metrics'][objective.score]:.4f} at step {record['best_step']}; "
+    log(f"done: best {objective.score} {metrics[objective.score]:.4f} at step {record['best_step']}; "
         f"wrote {metrics_path}")
     return record

@@ -6,6 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from functools import cached_property
 from pathlib import Path
+import warnings
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
 from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation,
                                  evaluate_tracking)
 from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
+from nets.train.photos import bundled_photos
 from nets.train.recipes import Recipe
 from nets.train.sequences import track_sequences
 from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
@@ -141,7 +143,8 @@ class JointObjective(SegmentationObjective):
 
 class RestorationObjective(Objective):
     """RED-Net restoration on random CamVid train patches: MSE to the clean patch; scored by
-    PSNR on CamVid val frames (the classical baseline's PSNR is reported beside it)."""
+    PSNR on CamVid val frames (the classical baseline's PSNR and held-out extras are reported
+    beside it)."""
 
     score = "psnr"
 
@@ -170,11 +173,31 @@ class RestorationObjective(Objective):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         return F.mse_loss(model(batch["input"]), batch["target"])
 
+    @cached_property
+    def photos(self) -> list[np.ndarray]:
+        """scikit-image's bundled photographs; empty, with one warning that says why, without it."""
+        try:
+            return [image for _, image in bundled_photos()]
+        except NetsError as exc:
+            warnings.warn(f"photos_* metrics left out: {exc}")
+            return []
+
+    def held_out_extras(self, images: list[np.ndarray]) -> dict[str, tuple[list[np.ndarray], float]]:
+        """Extra sets reported beside the score, never used to pick ``best.pt``: for ``sr`` the
+        bundled photographs (``photos_*``), for ``jpeg`` the same val frames at quality 10 (``q10_*``)."""
+        kind = self.options["degradation"]
+        if kind == "sr" and self.photos:
+            return {"photos": (self.photos, float(self.options["scale"]))}
+        if kind == "jpeg":
+            return {"q10": (images, 10.0)}
+        return {}
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         kind = self.options["degradation"]
         setting = {"noise": "eval_sigma", "sr": "scale", "jpeg": "eval_quality"}[kind]
         images = self.val_split.images[:int(self.options["eval_images"])]
-        return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device)
+        return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device,
+                                    extras=self.held_out_extras(images))
 
 
 class TrackingObjective(Objective):
