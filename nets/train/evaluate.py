@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nets import zoo
+from nets.errors import NetsError
 from nets.train.data import CAMVID_CLASSES, CamVidSplit
 from nets.train.degrade import add_noise, crop_to_multiple, downscale_bicubic, jpeg_roundtrip, upscale_bicubic
 from nets.siamese import SiamFCNet, SiamFCTracker
@@ -20,7 +22,10 @@ from nets.train.sequences import TrackSequence
 from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
 
 __all__ = ["Normaliser", "predict_at", "evaluate_segmentation", "evaluate_joint", "evaluate_restoration",
-           "restore_image", "siamfc_ious", "mil_ious", "evaluate_tracking", "tracker_fps"]
+           "restore_image", "siamfc_ious", "mil_ious", "evaluate_tracking", "tracker_fps", "ROAD", "spearman",
+           "main_road", "road_band_medians", "road_depth_profile"]
+
+ROAD = zoo.CAMVID_CLASSES.index("Road")
 
 
 class Normaliser:
@@ -83,6 +88,88 @@ def evaluate_joint(model: nn.Module, split: CamVidSplit, frames: SyntheticFrames
     depth_results = errors.result()
     results.update({f"synth_{key}": value for key, value in depth_results.items()})
     results["synth_miou"] = confusion.miou()
+    return results
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 0, tied values sharing their mean rank."""
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    _, groups = np.unique(values, return_inverse=True)
+    return (np.bincount(groups, ranks) / np.bincount(groups))[groups]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of two equal-length sequences; 0 when either is constant."""
+    rx, ry = _ranks(np.asarray(x)), _ranks(np.asarray(y))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = float(np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    return float((rx * ry).sum() / scale) if scale > 0 else 0.0
+
+
+def main_road(road: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of an H x W road mask: stray road predictions elsewhere
+    (e.g. patches of bright sky) would otherwise stretch the road's row range."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(road.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return road.astype(bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def road_band_medians(road: np.ndarray, depth: np.ndarray, bands: int, min_pixels: int) -> np.ndarray:
+    """Median ``depth`` of the ``road`` pixels (H x W masks) in ``bands`` equal horizontal bands
+    spanning the rows from the lowest road pixel to the highest, bottom band first; NaN for a
+    band with fewer than ``min_pixels`` road pixels."""
+    medians = np.full(bands, np.nan)
+    rows = np.nonzero(road)[0]
+    if rows.size == 0:
+        return medians
+    top, bottom = rows.min(), rows.max()
+    band = (bottom - rows) * bands // (bottom - top + 1)
+    values = depth[road]
+    for k in range(bands):
+        chosen = values[band == k]
+        if chosen.size >= min_pixels:
+            medians[k] = np.median(chosen)
+    return medians
+
+
+@torch.inference_mode()
+def road_depth_profile(model: nn.Module, frames: Iterable[np.ndarray], size: tuple[int, int],
+                       normalise: Normaliser, device: torch.device, bands: int = 6, road_class: int = ROAD,
+                       min_pixels: int = 50) -> dict[str, float]:
+    """Does a joint model's depth on the road grow towards the horizon? Each RGB frame is run at
+    ``size``; the largest connected region of its predicted road pixels is split into ``bands``
+    equal bands between that region's lowest and highest rows (the road's own extent, so no
+    horizon row has to be known, whatever the camera's pitch or the frame's size). A frame
+    with at least 3 bands of ``min_pixels`` is usable; over those, ``clip_road_spearman`` is the
+    mean Spearman correlation of band height with median depth (1: farther up is always deeper),
+    ``clip_road_monotone`` the share whose medians strictly increase upwards, and
+    ``clip_road_band_m_k`` the mean median of band k (0 = bottom) over the frames where it is
+    usable. Keys without a value (no usable frame, a band never usable) are left out rather than
+    NaN; ``clip_road_frames`` counts the usable frames."""
+    model.eval()
+    profiles, correlations, monotone = [], [], []
+    for frame in frames:
+        logits, depth = predict_at(model, frame, size, normalise, device)
+        if depth is None:
+            raise NetsError("road depth needs a joint model that returns (logits, depth)")
+        road = main_road((logits.argmax(1)[0] == road_class).cpu().numpy())
+        medians = road_band_medians(road, depth[0, 0].cpu().numpy(), bands, min_pixels)
+        heights = np.flatnonzero(~np.isnan(medians))
+        if heights.size < 3:
+            continue
+        correlations.append(spearman(heights, medians[heights]))
+        monotone.append(bool(np.all(np.diff(medians[heights]) > 0)))
+        profiles.append(medians)
+    results = {"clip_road_frames": float(len(profiles))}
+    if not profiles:
+        return results
+    results.update({"clip_road_spearman": float(np.mean(correlations)), "clip_road_monotone": float(np.mean(monotone))})
+    for k, column in enumerate(np.stack(profiles, axis=1)):
+        column = column[~np.isnan(column)]
+        if column.size:
+            results[f"clip_road_band_m_{k}"] = float(column.mean())
     return results
 
 

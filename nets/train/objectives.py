@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nets.errors import NetsError
+from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, CamVidSplit, SegAugment, StepBatches, augment_pair, class_weights, jitter_colour
 from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
 from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation,
-                                 evaluate_tracking)
+                                 evaluate_tracking, road_depth_profile)
 from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
 from nets.train.photos import bundled_photos
 from nets.train.recipes import Recipe
@@ -99,7 +100,8 @@ class SegmentationObjective(Objective):
 
 class JointObjective(SegmentationObjective):
     """Segmentation + depth: even steps are CamVid batches (labels only), odd steps synthetic
-    frames (labels and depth, berHu on non-sky pixels within ``max_depth``)."""
+    frames (labels and depth, berHu on non-sky pixels within ``max_depth``). Evaluation adds the
+    road-depth profile of the real dash-cam clip beside CamVid when that clip exists."""
 
     def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
         super().__init__(recipe, model_spec, device, cache_dir)
@@ -136,9 +138,19 @@ class JointObjective(SegmentationObjective):
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
         return loss
 
+    @cached_property
+    def clip_frames(self) -> list[np.ndarray]:
+        """20 frames of the dash-cam clip next to CamVid; none in a clone without the shared data."""
+        path = road_clip_path(self.recipe.camvid_root)
+        return read_clip(path) if path.is_file() else []
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return evaluate_joint(model, self.val_split, self.eval_frames, self.recipe.eval_size,
-                              float(self.options["max_depth"]), self.normalise, self.device)
+        results = evaluate_joint(model, self.val_split, self.eval_frames, self.recipe.eval_size,
+                                 float(self.options["max_depth"]), self.normalise, self.device)
+        if self.clip_frames:
+            results.update(road_depth_profile(model, self.clip_frames, self.recipe.eval_size, self.normalise,
+                                              self.device))
+        return results
 
 
 class RestorationObjective(Objective):
