@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from .engine import select_device, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
+from .hwcodecs import pick_decoder_accel, pick_encoder
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
-from .sinks import RawSink, WindowSink, open_sink
-from .sources import open_source
+from .sinks import VIDEO_FORMATS, RawSink, WindowSink, open_sink
+from .sources import is_video_file, open_source
 from .stats import RunSummary
 from .tasks import Task, build_task
 
@@ -33,14 +35,16 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    batch: int = 1, max_frames: int | None = None,
                    init_box: tuple[float, float, float, float] | None = None,
                    refine: str | None = None, hud: bool = True, live: bool | None = None,
-                   threads: int | None = None, progress: ProgressCallback | None = None) -> Pipeline:
+                   threads: int | None = None, hw_codecs: str = "auto",
+                   progress: ProgressCallback | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
     a task name (see ``stream.tasks.TASK_NAMES``) or a ready ``Task``; ``out`` a video file,
     an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows;
     ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth; ``threads``
-    torch's CPU threads (None keeps torch's choice).
+    torch's CPU threads (None keeps torch's choice); ``hw_codecs`` NVDEC/NVENC for video files
+    ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -49,7 +53,8 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     if threads is not None:
         set_cpu_threads(threads)
     torch_device = select_device(device)
-    src = open_source(source) if live is None else open_source(source, live=live)
+    encoder = pick_encoder(hw_codecs, torch_device)
+    src = open_source(source, **_source_options(source, live, pick_decoder_accel(hw_codecs, torch_device)))
     sinks = []
     try:
         task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine)
@@ -59,7 +64,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:
-            sinks.append(open_sink(out, out_info))
+            sinks.append(open_sink(out, out_info, **_sink_options(out, encoder)))
         if raw:
             sinks.append(RawSink(raw))
         if show:
@@ -72,6 +77,19 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sink.close()
         src.close()
         raise
+
+
+def _source_options(source, live: bool | None, hwaccel) -> dict:
+    """open_source options: the drop-policy override, and hardware decode for video files."""
+    options = {} if live is None else {"live": live}
+    if hwaccel is not None and is_video_file(source):
+        options["hwaccel"] = hwaccel
+    return options
+
+
+def _sink_options(out: str, encoder: str) -> dict:
+    """open_sink options: the H.264 encoder for video files."""
+    return {"codec": encoder} if Path(out).suffix.lower() in VIDEO_FORMATS else {}
 
 
 def _display_size(task: Task, info) -> tuple[int, int]:

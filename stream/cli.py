@@ -8,6 +8,7 @@ import warnings
 
 import click
 
+from .hwcodecs import HW_CHOICES
 from .pipeline import describe_error
 from .tasks import TASK_NAMES
 
@@ -71,8 +72,11 @@ def main() -> None:
 @click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (default: torch's choice; 1 when other jobs share the cores).")
+@click.option("--hw-codecs", type=click.Choice(HW_CHOICES), default="auto", show_default=True,
+              help="NVIDIA decode/encode (NVDEC/NVENC) for video files: auto on CUDA runs; falls back "
+                   "to software with a warning when unavailable.")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, live, hud, threads) -> None:
+        init_box, refine, live, hud, threads, hw_codecs) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
@@ -83,7 +87,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         pipeline = api.build_pipeline(
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
-            init_box=box, refine=refine, hud=hud, live=live, threads=threads, progress=progress)
+            init_box=box, refine=refine, hud=hud, live=live, threads=threads,
+            hw_codecs=hw_codecs, progress=progress)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

@@ -26,6 +26,7 @@ import numpy as np
 
 from stream.errors import SinkError
 from stream.frames import Frame, StreamInfo
+from stream.hwcodecs import NVENC, SOFTWARE_ENCODER
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +131,12 @@ class VideoSink(Sink):
         *,
         crf: int = 20,
         preset: str = "veryfast",
-        codec: str = "libx264",
+        codec: str = SOFTWARE_ENCODER,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         container_format = _video_format(self.path)
-        self._encoder_options = _x264_options(codec, crf, preset)
+        self._encoder_options = _encoder_options(codec, crf, preset)
         self._codec = codec
         self._info = info
         self._time_base = Fraction(info.time_base)
@@ -530,14 +531,17 @@ def _container_options(container_format: str) -> dict[str, str]:
     return {"avoid_negative_ts": "disabled"}
 
 
-def _x264_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-    """Validated libx264 settings (constant quality, speed preset, High profile)."""
-    if codec != "libx264":
-        raise SinkError(f"unsupported video encoder {codec!r}: only libx264 is supported")
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Validated H.264 settings: constant quality ``crf``, High profile; libx264 takes the speed
+    ``preset``, NVENC (``h264_nvenc``) its own medium preset with ``crf`` as its quality target."""
+    if codec not in (SOFTWARE_ENCODER, NVENC):
+        raise SinkError(f"unsupported video encoder {codec!r}: use {SOFTWARE_ENCODER} or {NVENC}")
     if codec not in av.codecs_available:
-        raise SinkError("this FFmpeg build has no libx264 encoder; install PyAV wheels from PyPI")
+        raise SinkError(f"this FFmpeg build has no {codec} encoder; install PyAV wheels from PyPI")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
         raise SinkError(f"crf must be an integer from 0 (lossless) to 51 (worst), got {crf!r}")
+    if codec == NVENC:
+        return {"rc": "vbr", "cq": str(crf), "preset": "p4", "profile": "high"}
     if preset not in X264_PRESETS:
         raise SinkError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
     return {"crf": str(crf), "preset": preset, "profile": "high"}

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+import warnings
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import av
 import cv2
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 from .errors import SourceError
 from .frames import Frame, StreamInfo
@@ -206,16 +208,28 @@ def _cut_short(location: str, stream: av.video.stream.VideoStream) -> bool:
     return bool(ends) and max(ends) > os.path.getsize(location)
 
 
+def _open_container(location: str, options: dict[str, str], timeout: float | None,
+                    hwaccel: HWAccel | None) -> av.container.InputContainer:
+    """Open ``location`` for decoding, with ``hwaccel`` when given; a hardware device that cannot
+    be opened falls back to software decoding with a warning."""
+    try:
+        if hwaccel is not None:
+            try:
+                return av.open(location, options=options, timeout=timeout, hwaccel=hwaccel)
+            except (av.FFmpegError, OSError) as error:
+                warnings.warn(f"hardware decode (NVDEC) unavailable: {_reason(error)}; decoding in software")
+        return av.open(location, options=options, timeout=timeout)
+    except av.FFmpegError as error:
+        raise SourceError(f"{location}: cannot open as video: {_reason(error)}") from error
+
+
 class VideoFileSource(Source):
     """Any container/codec FFmpeg reads, decoded with PyAV; lossless, timestamps kept as stored."""
 
     def __init__(self, location: str, *, name: str, av_options: dict[str, str] | None = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, hwaccel: HWAccel | None = None) -> None:
         self._label = location
-        try:
-            self._container = av.open(location, options=dict(av_options or {}), timeout=timeout)
-        except av.FFmpegError as error:
-            raise SourceError(f"{location}: cannot open as video: {_reason(error)}") from error
+        self._container = _open_container(location, dict(av_options or {}), timeout, hwaccel)
         try:
             stream = _video_stream(self._container, location)
             stream.thread_type = "AUTO"
@@ -839,8 +853,20 @@ def _open_path(path: Path, text: str, options: dict[str, Any]) -> Source:
         return ImageFolderSource([path], label=text, name=path.stem, fps=chosen["fps"])
     if path.stat().st_size == 0:
         raise SourceError(f"{text}: file is empty")
-    chosen = _take_options(options, {"av_options": None}, "a video file")
-    return VideoFileSource(str(path), name=_safe_name(path.stem), av_options=chosen["av_options"])
+    chosen = _take_options(options, {"av_options": None, "hwaccel": None}, "a video file")
+    return VideoFileSource(str(path), name=_safe_name(path.stem), av_options=chosen["av_options"],
+                           hwaccel=chosen["hwaccel"])
+
+
+def is_video_file(spec: Any) -> bool:
+    """Whether ``spec`` names an existing local file that ``open_source`` reads as video."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return False
+    text = os.fspath(spec)
+    if isinstance(text, bytes) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", text):
+        return False
+    path = Path(text)
+    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES
 
 
 def open_source(spec: str | int | os.PathLike, **options: Any) -> Source:
@@ -851,7 +877,8 @@ def open_source(spec: str | int | os.PathLike, **options: Any) -> Source:
     ``http(s)://…`` ``udp://…`` ``tcp://…`` ``srt://…`` (live stream; an http(s) URL ending in
     .mp4/.mkv/.mov/… is a file read offline), ``synth://pattern?frames=120&size=320x240&fps=25&seed=0&live=0``.
 
-    Options by kind: files ``av_options`` (FFmpeg demuxer options); images ``fps`` (default 25);
+    Options by kind: files ``av_options`` (FFmpeg demuxer options), ``hwaccel`` (a PyAV
+    ``HWAccel``, see ``stream.hwcodecs.pick_decoder_accel``); images ``fps`` (default 25);
     cameras ``width``, ``height``, ``fps``; network ``open_timeout``, ``read_timeout`` (seconds),
     ``rtsp_transport`` (default tcp), ``av_options``; cameras and network ``reconnect_attempts``,
     ``max_outage``, ``retry_delay`` (first backoff), ``retry_max_delay`` (backoff cap), all seconds.
