@@ -35,7 +35,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    batch: int = 1, max_frames: int | None = None,
                    init_box: tuple[float, float, float, float] | None = None,
                    refine: str | None = None, hud: bool = True, live: bool | None = None,
-                   threads: int | None = None, hw_codecs: str = "auto",
+                   threads: int | None = None, hw_codecs: str = "auto", compile: str = "auto",
                    progress: ProgressCallback | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
@@ -44,7 +44,8 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows;
     ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth; ``threads``
     torch's CPU threads (None keeps torch's choice); ``hw_codecs`` NVDEC/NVENC for video files
-    ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``).
+    ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``); ``compile`` torch.compile of
+    the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -71,7 +72,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sinks.append(WindowSink(f"densestream: {src.info.name}"))
         return Pipeline(src, task_obj, renderer, sinks, device=torch_device, precision=precision,
                         batch=batch, max_frames=max_frames,
-                        raw_keys=RAW_KEYS if raw else (), hud=hud, progress=progress)
+                        raw_keys=RAW_KEYS if raw else (), hud=hud, compile=compile, progress=progress)
     except BaseException:
         for sink in sinks:
             sink.close()

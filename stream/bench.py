@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .api import build_pipeline
+from .compiling import compile_task
 from .engine import PRECISIONS, select_device, select_precision
 from .errors import DenseStreamError
 from .frames import Frame, StreamInfo
@@ -243,7 +244,7 @@ def run_pipeline(clip: Path, task: Task, out: str, frames: int, device: torch.de
     """Run the real pipeline over the clip; returns (summary, wall seconds incl. finalising)."""
     started = time.perf_counter()
     pipeline = build_pipeline(str(clip), task, out=out, device=device, precision=precision,
-                              batch=batch, max_frames=frames, live=live)
+                              batch=batch, max_frames=frames, live=live, compile="off")
     summary = pipeline.run()
     seconds = time.perf_counter() - started
     if summary.error:
@@ -476,8 +477,10 @@ def _precision_name(dtype: torch.dtype) -> str:
 def measure(source: str = "synth://pattern", task: str | Task = "seg", *,
             model: str | None = None, resolution: tuple[int, int] | None = None,
             frames: int = 30, repeat: int = 3, device: str = "auto", precision: str = "auto",
-            batch: int = 1, rows: Iterable[str] = ROWS, log: Log | None = None) -> dict:
-    """Measure every row in ``rows`` ``repeat`` times, round robin, on the same frames and model."""
+            batch: int = 1, rows: Iterable[str] = ROWS, compile: bool = False, log: Log | None = None) -> dict:
+    """Measure every row in ``rows`` ``repeat`` times, round robin, on the same frames and model;
+    ``compile`` runs the model and pipeline rows through torch.compile (compiled in the warm-up;
+    the naive loop stays eager, as a user would write it)."""
     if repeat < 1:
         raise DenseStreamError("--repeat must be at least 1")
     if batch < 1:
@@ -492,14 +495,15 @@ def measure(source: str = "synth://pattern", task: str | Task = "seg", *,
     if not {"labels", "depth"} & set(task_obj.outputs):
         raise DenseStreamError("bench needs a task with labels or depth (seg, depth, seg+depth), "
                                f"not '{task_obj.name}'")
-    task_obj.prepare(torch_device)
     wanted = [name for name in ROWS if name in set(rows)]
+    forward = NaiveForward(task_obj, torch_device) if {"naive", "supervision"} & set(wanted) else None
+    compiled = compile and compile_task(task_obj, torch_device) > 0
+    task_obj.prepare(torch_device)
     with tempfile.TemporaryDirectory(prefix="densestream-bench-") as workdir:
         work = Path(workdir)
         say(f"decoding {frames} frames of {source} once")
         data = prepare_input(source, frames, resolution, work)
         warm_up(task_obj, data.images, torch_device, dtype, batch)
-        forward = NaiveForward(task_obj, torch_device) if {"naive", "supervision"} & set(wanted) else None
         results: dict[str, dict] = {name: {} for name in wanted}
         if "supervision" in results and (reason := supervision_missing() or _supervision_unfit(task_obj)):
             results["supervision"] = {"skipped": reason}
@@ -521,7 +525,7 @@ def measure(source: str = "synth://pattern", task: str | Task = "seg", *,
             "model": getattr(getattr(task_obj, "spec", None), "name", None) or type(task_obj).__name__,
             "source": str(source), "resolution": [data.width, data.height], "frames": data.count,
             "frames_in_memory": len(data.images), "input_reencoded": data.reencoded,
-            "fps_of_input": data.fps, "repeat": repeat, "batch": batch,
+            "fps_of_input": data.fps, "repeat": repeat, "batch": batch, "compiled": compiled,
         },
         "rows": results,
         "ratios": compute_ratios(results),
@@ -651,7 +655,8 @@ def format_table(result: dict) -> str:
     lines = [
         f"device: {meta['device']} ({meta['device_name']}), torch {meta['torch']} "
         f"({meta['torch_threads']} threads), date {meta['date']}",
-        f"task {meta['task']} (model {meta['model']}), precision {meta['precision']}, batch "
+        f"task {meta['task']} (model {meta['model']}), precision {meta['precision']}"
+        f"{', torch.compile' if meta.get('compiled') else ''}, batch "
         f"{meta['batch']}, {meta['resolution'][0]}x{meta['resolution'][1]}, {meta['frames']} frames "
         f"x {meta['repeat']} repeats, source {meta['source']}",
         "",

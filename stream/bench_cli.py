@@ -39,9 +39,11 @@ def _fail(message: str) -> SystemExit:
               help="Frame at which the soak's reference RSS is taken.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (default: torch's own choice; 1 on a busy machine).")
+@click.option("--compile", "compile_models", is_flag=True,
+              help="torch.compile the model for the model and pipeline rows (the naive loop stays eager).")
 @click.option("--json", "json_path", default=None, help="Write every raw number to this JSON file.")
 def bench(source, task, model, resolution, repeat, frames, device, precision, batch, skip, soak,
-          soak_checkpoint, threads, json_path) -> None:
+          soak_checkpoint, threads, compile_models, json_path) -> None:
     """Measure decode, model, pipeline, naive loop and live mode side by side on SOURCE."""
     from . import bench as measurements
 
@@ -69,7 +71,7 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
             rows = [name for name in measurements.ROWS if name not in set(skip)]
             result = measurements.measure(source, task, model=model, resolution=size, frames=frames,
                                           repeat=repeat, device=device, precision=precision,
-                                          batch=batch, rows=rows, log=log)
+                                          batch=batch, rows=rows, compile=compile_models, log=log)
             text = measurements.format_table(result)
         if json_path:
             measurements.write_json(result, json_path)

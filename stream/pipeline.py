@@ -15,6 +15,7 @@ import time
 from typing import Callable, Iterator
 
 from .buffers import END, FrameBuffer
+from .compiling import compile_task, should_compile
 from .engine import DeviceStage, StageResult, select_device, select_precision
 from .errors import DenseStreamError
 from .overlay import draw_hud
@@ -74,13 +75,14 @@ class Pipeline:
 
     ``renderer(images, outputs)`` composes the overlay on the device; ``raw_keys`` names the
     task outputs the sinks receive on the host; ``max_frames`` stops after that many frames;
-    ``progress(done, total, fps)`` is called after every frame.
+    ``progress(done, total, fps)`` is called after every frame; ``compile`` ('auto', 'on',
+    'off') runs the task's networks through torch.compile (see ``stream.compiling``).
     """
 
     def __init__(self, source, task, renderer, sinks: list, *, device: str = "auto",
                  precision: str = "auto", batch: int = 1, max_frames: int | None = None,
                  raw_keys: tuple[str, ...] = (), hud: bool = True, queue_size: int = 8,
-                 progress: ProgressCallback | None = None) -> None:
+                 compile: str = "off", progress: ProgressCallback | None = None) -> None:
         if batch < 1:
             raise DenseStreamError("--batch must be at least 1")
         if max_frames is not None and max_frames < 1:
@@ -96,6 +98,7 @@ class Pipeline:
         self.hud = hud
         self.progress = progress
         self.total = self._expected_total()
+        self.compiled = should_compile(compile, self.live, self.total) and compile_task(task, self.device) > 0
         task.prepare(self.device)
         self.stage = DeviceStage(task, renderer, self.device, self.dtype, batch=self.batch,
                                  raw_keys=raw_keys)
