@@ -356,3 +356,90 @@ def test_finishing_a_run_again_re_evaluates_its_best_weights(tmp_path):
     assert record["best_step"] == 1 and 0 <= record["metrics"]["miou"] <= 1
     assert record["metrics"] == pytest.approx(objective.evaluate(model))
     assert record["final_metrics"] == pytest.approx(first["final_metrics"])
+
+
+def _first_moment(kernel: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.mgrid[:kernel.shape[0], :kernel.shape[1]]
+    rows, cols = rows - kernel.shape[0] // 2, cols - kernel.shape[1] // 2
+    return float((kernel * cols).sum()), float((kernel * rows).sum())
+
+
+def test_blur_kernels_sum_to_one_and_are_centred():
+    from nets.train.degrade import gaussian_kernel, motion_kernel, random_blur_kernel
+
+    rng = np.random.default_rng(0)
+    kernels = [gaussian_kernel(0.5), gaussian_kernel(3.0), motion_kernel(3, 0), motion_kernel(4.3, 45),
+               motion_kernel(15, 117.5)] + [random_blur_kernel(rng) for _ in range(20)]
+    for kernel in kernels:
+        assert kernel.ndim == 2 and kernel.shape[0] % 2 == 1 and kernel.shape[1] % 2 == 1 and kernel.min() >= 0
+        assert kernel.sum() == pytest.approx(1.0)
+        assert _first_moment(kernel) == pytest.approx((0.0, 0.0), abs=1e-9)
+    with pytest.raises(NetsError, match="sigma must be positive"):
+        gaussian_kernel(0.0)
+
+
+def test_motion_kernel_is_a_line_of_the_given_length_and_angle():
+    from nets.train.degrade import motion_kernel
+
+    horizontal = motion_kernel(9, 0)
+    middle = horizontal.shape[0] // 2
+    assert np.count_nonzero(horizontal) == np.count_nonzero(horizontal[middle]) == 9
+    assert np.allclose(horizontal[middle][horizontal[middle] > 0], 1 / 9)
+    assert np.array_equal(motion_kernel(9, 90), horizontal.T)
+    for length, angle in ((9, 30), (12.5, 135)):
+        kernel = motion_kernel(length, angle)
+        rows, cols = np.mgrid[:kernel.shape[0], :kernel.shape[1]] - kernel.shape[0] // 2
+        points = np.stack([cols.ravel(), -rows.ravel()])  # y up, so angles turn anticlockwise
+        variances, axes = np.linalg.eigh((points * kernel.ravel()) @ points.T)
+        major = axes[:, -1] * np.sign(axes[1, -1] or 1)
+        assert np.degrees(np.arctan2(major[1], major[0])) == pytest.approx(angle, abs=1.0)
+        assert np.sqrt(12 * variances[-1]) == pytest.approx(length, abs=0.5)  # a uniform bar of that length
+
+
+def test_blur_keeps_flat_images_and_spreads_edges_along_the_motion():
+    from nets.train.degrade import blur, gaussian_kernel, motion_kernel
+
+    flat = np.full((20, 24, 3), 77, np.uint8)
+    for kernel in (gaussian_kernel(2.0), motion_kernel(7.5, 20)):
+        assert np.array_equal(blur(flat, kernel), flat)
+    step = np.zeros((20, 24, 3), np.uint8)
+    step[:, 12:] = 255
+    across = blur(step, motion_kernel(9, 0))
+    assert np.array_equal(blur(step, motion_kernel(9, 90)), step)  # motion along the edge changes nothing
+    assert np.count_nonzero((across[10, :, 0] > 0) & (across[10, :, 0] < 255)) == 8
+    assert np.all(np.diff(across[10, :, 0].astype(int)) >= 0)
+    smooth = blur(step, gaussian_kernel(2.0))[10, :, 0]
+    assert smooth[0] == 0 and smooth[-1] == 255 and 0 < smooth[11] < 128 < smooth[12] < 255
+    with pytest.raises(NetsError, match="odd sides"):
+        blur(step, np.ones((2, 2)) / 4)
+
+
+def test_deblur_recipe_trains_and_scores_against_blur_and_unsharp_masking(tmp_path):
+    from nets.train.degrade import blur, random_blur_kernel
+    from nets.train.evaluate import restore_image, unsharp_mask
+    from nets.train.loop import build_model
+
+    objective, chosen = _restoration_objective("rednet-deblur", write_tiny_camvid(tmp_path / "camvid", train=1))
+    assert zoo.spec(chosen.model).kwargs["mode"] == "deblur"
+    sample = objective.sample(np.random.default_rng(0), 0)
+    assert sample["input"].shape == sample["target"].shape == (48, 48, 3)
+    assert not np.array_equal(sample["input"], sample["target"])
+    model = build_model(chosen)
+    metrics = objective.evaluate(model)
+    assert set(metrics) == {"psnr", "baseline_psnr", "gain_db"} and all(np.isfinite(list(metrics.values())))
+    images = objective.val_split.images[:2]
+    blurred = [blur(image, random_blur_kernel(np.random.default_rng(i))) for i, image in enumerate(images)]
+    with torch.inference_mode():
+        ours = np.mean([psnr(restore_image(model, b, torch.device("cpu")), image)
+                        for b, image in zip(blurred, images)])
+    plain = np.mean([psnr(b, image) for b, image in zip(blurred, images)])
+    sharpened = np.mean([psnr(unsharp_mask(b), image) for b, image in zip(blurred, images)])
+    assert metrics["psnr"] == pytest.approx(ours)
+    assert metrics["baseline_psnr"] == pytest.approx(max(plain, sharpened))
+    assert metrics["gain_db"] == pytest.approx(ours - max(plain, sharpened))
+
+    tiny = recipe("rednet-deblur", camvid_root=str(tmp_path / "camvid"), size=(16, 16), batch=2, steps=1,
+                  options={**chosen.options, "eval_images": 1})
+    record = train(tiny, tmp_path / "run", device="cpu", log=lambda line: None)
+    assert set(record["metrics"]) == {"psnr", "baseline_psnr", "gain_db"}
+    assert all(np.isfinite(list(record["metrics"].values())))

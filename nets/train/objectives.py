@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from nets.errors import NetsError
 from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, CamVidSplit, SegAugment, StepBatches, augment_pair, class_weights, jitter_colour
-from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
+from nets.train.degrade import add_noise, blur, downscale_bicubic, jpeg_roundtrip, random_blur_kernel
 from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation,
                                  evaluate_tracking, road_depth_profile)
 from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
@@ -180,7 +180,10 @@ class RestorationObjective(Objective):
         if kind == "jpeg":
             low, high = self.options["quality"]
             return jpeg_roundtrip(patch, int(rng.integers(low, high + 1)))
-        raise NetsError(f"unknown degradation {kind!r}; use 'noise', 'sr' or 'jpeg'")
+        if kind == "blur":
+            blurred = blur(patch, random_blur_kernel(rng))
+            return add_noise(blurred, float(rng.uniform(*self.options["noise_sigma"])), rng)
+        raise NetsError(f"unknown degradation {kind!r}; use 'noise', 'sr', 'jpeg' or 'blur'")
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         return F.mse_loss(model(batch["input"]), batch["target"])
@@ -206,7 +209,7 @@ class RestorationObjective(Objective):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         kind = self.options["degradation"]
-        setting = {"noise": "eval_sigma", "sr": "scale", "jpeg": "eval_quality"}[kind]
+        setting = {"noise": "eval_sigma", "sr": "scale", "jpeg": "eval_quality", "blur": "eval_noise_sigma"}[kind]
         images = self.val_split.images[:int(self.options["eval_images"])]
         return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device,
                                     extras=self.held_out_extras(images))

@@ -128,7 +128,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
           ("sr2", 48, "bicubic upscaling", {"degradation": "sr", "scale": 2}),
           ("sr4", 48, "bicubic upscaling", {"degradation": "sr", "scale": 4}),
           ("jpeg", 48, "the decoded JPEG",
-           {"degradation": "jpeg", "quality": (10, 40), "eval_quality": 20}))),
+           {"degradation": "jpeg", "quality": (10, 40), "eval_quality": 20}),
+          ("deblur", 48, "the blurred frame and OpenCV unsharp masking",
+           {"degradation": "blur", "noise_sigma": (0.0, 2.0), "eval_noise_sigma": 0.0}))),
     Recipe("siamfc-synth", "siamfc-alexnet", "track",
            "exemplar/search pairs from synthetic towns 2000-2011 (one track, frames at most 10 apart) and "
            "jittered views of CamVid train regions; lost threshold picked on towns 8100+, one-pass success AUC "
