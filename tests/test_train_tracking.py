@@ -14,7 +14,8 @@ from nets.errors import NetsError
 from nets.train.loop import train
 from nets.train.objectives import make_objective
 from nets.train.recipes import recipe
-from nets.train.tracking import (EXEMPLAR_SIZE, SEARCH_SIZE, PairJitter, TrackFrames, region_pair,
+from nets.train.synthetic import SyntheticFrames
+from nets.train.tracking import (EXEMPLAR_SIZE, SEARCH_SIZE, PairJitter, region_pair,
                                  response_labels, synthetic_pair, tracker_crop)
 from nets import zoo
 
@@ -77,12 +78,14 @@ def test_crops_outside_the_frame_are_padded_with_its_mean_colour():
 
 
 def test_synthetic_pairs_come_from_one_track(tmp_path):
-    frames = TrackFrames([1], 3, (160, 120), 2, tmp_path)
+    frames = SyntheticFrames([1], 3, (160, 120), 2, tmp_path)
     pair = synthetic_pair(frames, 1, 4, PairJitter(), np.random.default_rng(0))
     assert pair is not None
     assert pair[0].shape == (EXEMPLAR_SIZE, EXEMPLAR_SIZE, 3) and pair[1].shape == (SEARCH_SIZE, SEARCH_SIZE, 3)
-    assert len(list(tmp_path.glob("track1_f*_160x120.npz"))) >= 1
+    assert len(list(tmp_path.glob("town1_f*_160x120.npz"))) >= 1
     assert synthetic_pair(frames, 1, 500, PairJitter(), np.random.default_rng(0)) is None
+    with pytest.raises(NetsError, match="at least 2 frames per town"):
+        synthetic_pair(SyntheticFrames([1], 1, (160, 120)), 1, 4, PairJitter(), np.random.default_rng(0))
 
 
 def test_objective_samples_and_refuses_shared_towns(tmp_path):

@@ -24,7 +24,7 @@ from nets.train.photos import bundled_photos
 from nets.train.recipes import Recipe
 from nets.train.sequences import track_sequences
 from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
-from nets.train.tracking import PairJitter, TrackFrames, region_pair, response_labels, synthetic_pair
+from nets.train.tracking import PairJitter, region_pair, response_labels, synthetic_pair
 from nets.zoo import ModelSpec
 
 __all__ = ["Objective", "SegmentationObjective", "JointObjective", "RestorationObjective", "TrackingObjective",
@@ -234,9 +234,9 @@ class TrackingObjective(Objective):
         self.labels = response_labels(float(self.options["radius"]))
 
     @cached_property
-    def train_frames(self) -> TrackFrames:
-        return TrackFrames(self.options["train_towns"], int(self.options["frames_per_town"]), self.recipe.size,
-                           int(self.options["frame_step"]), self.cache_dir)
+    def train_frames(self) -> SyntheticFrames:
+        return SyntheticFrames(self.options["train_towns"], int(self.options["frames_per_town"]), self.recipe.size,
+                               int(self.options["frame_step"]), self.cache_dir)
 
     def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
         pair = None

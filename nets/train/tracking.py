@@ -10,10 +10,8 @@ and colour); the labels are therefore the same centred disc for every pair.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,10 +20,10 @@ from nets.errors import NetsError
 from nets.siamese import AlexNetEmbedding, SiamFCTracker, TrackerParams
 from nets.train.data import jitter_colour
 from nets.train.losses import siamfc_labels
-from nets.world import DrivingWorld
+from nets.train.synthetic import SyntheticFrames
 
 __all__ = ["EXEMPLAR_SIZE", "SEARCH_SIZE", "exemplar_side", "tracker_crop", "response_labels", "PairJitter",
-           "make_pair", "TrackFrames", "synthetic_pair", "region_pair"]
+           "make_pair", "synthetic_pair", "region_pair"]
 
 EXEMPLAR_SIZE = TrackerParams.exemplar_size
 SEARCH_SIZE = TrackerParams.search_size
@@ -95,64 +93,27 @@ def make_pair(image_a: np.ndarray, box_a: Box, image_b: np.ndarray, box_b: Box, 
     return exemplar, jitter_colour(search, jitter.colour, rng)
 
 
-class TrackFrames:
-    """Frames ``0, step, 2*step, ...`` (``frames_per_town`` of them) of each synthetic town at
-    ``size`` (width, height): RGB and the agents' boxes (K x 6: track, cls, x, y, w, h), rendered
-    once and kept in ``cache_dir`` when given."""
-
-    def __init__(self, seeds: Sequence[int], frames_per_town: int, size: tuple[int, int], frame_step: int,
-                 cache_dir: str | Path | None) -> None:
-        if not seeds or frames_per_town < 2 or frame_step < 1:
-            raise NetsError(f"track frames need towns, at least 2 frames per town and a positive step, got "
-                            f"{len(seeds)} towns, {frames_per_town} frames, step {frame_step}")
-        self.seeds = list(seeds)
-        self.frames_per_town = frames_per_town
-        self.size = size
-        self.frame_step = frame_step
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._worlds: dict[int, DrivingWorld] = {}
-
-    def __len__(self) -> int:
-        return len(self.seeds) * self.frames_per_town
-
-    def frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rgb, boxes) of item ``i``."""
-        if not 0 <= i < len(self):
-            raise IndexError(f"track frame {i} out of range for {len(self)} frames")
-        seed, index = self.seeds[i // self.frames_per_town], (i % self.frames_per_town) * self.frame_step
-        path = None
-        if self.cache_dir is not None:
-            path = self.cache_dir / f"track{seed}_f{index}_{self.size[0]}x{self.size[1]}.npz"
-            if path.is_file():
-                with np.load(path) as cached:
-                    return cached["rgb"], cached["boxes"]
-        if seed not in self._worlds:
-            self._worlds[seed] = DrivingWorld(seed, *self.size)
-        out = self._worlds[seed].render(index)
-        boxes = np.array([[b.track_id, b.cls, b.x, b.y, b.w, b.h] for b in out.boxes], dtype=np.int64).reshape(-1, 6)
-        rgb = out.rgb.astype(np.uint8)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(partial, rgb=rgb, boxes=boxes)
-            partial.replace(path)
-        return rgb, boxes
+def _rgb_and_boxes(frames: SyntheticFrames, i: int) -> tuple[np.ndarray, np.ndarray]:
+    frame = frames.frame(i)
+    return frame["rgb"], frame["boxes"]
 
 
-def synthetic_pair(frames: TrackFrames, max_gap: int, min_side: int, jitter: PairJitter, rng: np.random.Generator,
-                   tries: int = 8) -> tuple[np.ndarray, np.ndarray] | None:
+def synthetic_pair(frames: SyntheticFrames, max_gap: int, min_side: int, jitter: PairJitter,
+                   rng: np.random.Generator, tries: int = 8) -> tuple[np.ndarray, np.ndarray] | None:
     """A pair from two frames at most ``max_gap`` items apart of one track whose box is at least
     ``min_side`` pixels on each side in both; None when ``tries`` draws find none."""
+    if frames.frames_per_town < 2:
+        raise NetsError(f"tracking pairs need at least 2 frames per town, got {frames.frames_per_town}")
     for _ in range(tries):
         i = int(rng.integers(len(frames)))
-        image_a, boxes_a = frames.frame(i)
+        image_a, boxes_a = _rgb_and_boxes(frames, i)
         big = boxes_a[np.minimum(boxes_a[:, 4], boxes_a[:, 5]) >= min_side]
         if not len(big):
             continue
         track = big[int(rng.integers(len(big)))]
         first = i - i % frames.frames_per_town
         j = int(np.clip(i + rng.integers(-max_gap, max_gap + 1), first, first + frames.frames_per_town - 1))
-        image_b, boxes_b = frames.frame(j)
+        image_b, boxes_b = _rgb_and_boxes(frames, j)
         match = boxes_b[(boxes_b[:, 0] == track[0]) & (np.minimum(boxes_b[:, 4], boxes_b[:, 5]) >= min_side)]
         if len(match):
             return make_pair(image_a, track[2:].tolist(), image_b, match[0, 2:].tolist(), jitter, rng)
