@@ -35,6 +35,7 @@ import torch
 
 from .api import build_pipeline
 from .compiling import compile_task
+from .hwcodecs import pick_decoder_accel
 from .engine import PRECISIONS, select_device, select_precision
 from .errors import DenseStreamError
 from .frames import Frame, StreamInfo
@@ -199,11 +200,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_decode(clip: Path, frames: int) -> tuple[int, float]:
-    """(frames, seconds) to iterate the clip through ``open_source``, pixels included."""
+def time_decode(clip: Path, frames: int, device: torch.device = torch.device("cpu")) -> tuple[int, float]:
+    """(frames, seconds) to iterate the clip through ``open_source``, pixels included, decoded
+    as the pipeline rows decode it (NVDEC on CUDA runs where it works)."""
+    accel = pick_decoder_accel("auto", device)
     started = time.perf_counter()
     count = 0
-    with open_source(str(clip), live=False) as src:
+    with open_source(str(clip), live=False, **({"hwaccel": accel} if accel else {})) as src:
         for _frame in itertools.islice(src, frames):
             count += 1
     return count, time.perf_counter() - started
@@ -546,7 +549,7 @@ def _measure_row(name: str, row: dict, data: BenchInput, task: Task, device: tor
     peaks: dict = {}
     with _peaks(device, peaks):
         if name == "decode":
-            frames, seconds = time_decode(data.clip, data.count)
+            frames, seconds = time_decode(data.clip, data.count, device)
         elif name == "model":
             frames, seconds = time_model(task, data.images, data.count, device, dtype, batch)
         elif name in ("pipeline_null", "pipeline_mp4", "live"):
