@@ -99,7 +99,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
             raise
         raise SystemExit(_fail(describe_error(exc)))
     if pipeline.compiled:
-        click.echo("compiling the network with torch.compile (one-off; a minute or two on a CPU)", err=True)
+        click.echo("compiling the network with torch.compile (a minute or two on a CPU the first time, "
+                   "seconds once cached)", err=True)
     with api.stop_on_signals(pipeline):
         summary = pipeline.run()
     progress.finish()

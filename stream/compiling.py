@@ -1,9 +1,10 @@
 """Optional ``torch.compile`` of a task's networks, with an eager fallback.
 
 Compiling fuses the networks' element-wise work into their convolutions: on the 2-core dev CPU
-it took the joint seg+depth model from 378 to 217 ms a frame at 480x360 (bf16), after a one-off
-compile of one to two minutes. ``auto`` therefore compiles only long offline runs, where that
-start-up cost pays for itself; ``on`` always, ``off`` never. A compiler that fails (no C++
+it made the joint seg+depth model 1.6-1.7x faster at 480x360 (bf16; e.g. 335 -> 206 ms a frame),
+after a compile of one to two minutes the first time (about 10 s once torch's compile cache holds
+that model and size). ``auto`` therefore compiles only long offline runs, where that start-up
+cost pays for itself; ``on`` always, ``off`` never. A compiler that fails (no C++
 compiler, no Triton) is reported once and the run goes on eagerly.
 """
 
