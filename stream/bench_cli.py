@@ -7,7 +7,7 @@ import sys
 import click
 
 from .engine import set_cpu_threads
-from .pipeline import describe_error
+from .errors import describe_error
 from .tasks import TASK_NAMES
 
 DEFAULT_SOURCE = "synth://pattern"

@@ -10,7 +10,7 @@ import click
 
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
-from .pipeline import describe_error
+from .errors import describe_error
 from .tasks import TASK_NAMES
 
 

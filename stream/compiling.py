@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import DenseStreamError
+from .errors import DenseStreamError, describe_error
 
 __all__ = ["COMPILE_CHOICES", "AUTO_COMPILE_MIN_FRAMES", "should_compile", "compiler_missing",
            "CompiledModel", "compile_task"]
@@ -71,8 +71,7 @@ class CompiledModel(nn.Module):
         try:
             result = self._compiled(padded)
         except Exception as error:  # noqa: BLE001 - any compiler failure: warn once, run eagerly
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            warnings.warn(f"torch.compile failed ({type(error).__name__}: {first[:200]}); running eagerly")
+            warnings.warn(f"torch.compile failed ({describe_error(error)[:200]}); running eagerly")
             self._compiled = None
             return self.model(images)
         if count == padded.shape[0]:

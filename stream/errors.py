@@ -15,3 +15,12 @@ class SinkError(DenseStreamError):
 
 class ModelError(DenseStreamError):
     """A model or weight file is missing, corrupt or of the wrong layout."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user: our own errors as they are, anything else as its type and the
+    first line of its message."""
+    if isinstance(exc, DenseStreamError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

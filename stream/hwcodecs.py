@@ -16,7 +16,7 @@ import av
 import torch
 from av.codec.hwaccel import HWAccel, hwdevices_available
 
-from .errors import DenseStreamError
+from .errors import DenseStreamError, describe_error
 
 __all__ = ["HW_CHOICES", "NVENC", "SOFTWARE_ENCODER", "wants_hardware", "nvenc_unavailable",
            "pick_encoder", "pick_decoder_accel"]
@@ -33,11 +33,6 @@ def wants_hardware(choice: str, device: torch.device) -> bool:
     return choice == "on" or (choice == "auto" and device.type == "cuda")
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 @functools.cache
 def nvenc_unavailable() -> str | None:
     """Why NVENC cannot encode here, or None when a small test encoder opens."""
@@ -50,7 +45,7 @@ def nvenc_unavailable() -> str | None:
         context.time_base = Fraction(1, 25)
         context.open()
     except (av.FFmpegError, OSError, ValueError) as error:
-        return f"{NVENC} does not open: {_first_line(error)}"
+        return f"{NVENC} does not open: {describe_error(error)}"
     return None
 
 

@@ -17,19 +17,11 @@ from typing import Callable, Iterator
 from .buffers import END, FrameBuffer
 from .compiling import compile_task, should_compile
 from .engine import DeviceStage, StageResult, select_device, select_precision
-from .errors import DenseStreamError
+from .errors import DenseStreamError, describe_error
 from .overlay import draw_hud
 from .stats import RunStats, RunSummary
 
 ProgressCallback = Callable[[int, int | None, float], None]
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the user: our own errors as they are, anything else with its type."""
-    if isinstance(exc, DenseStreamError):
-        return str(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _attach_track_row(outputs: dict) -> None:
