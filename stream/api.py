@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from .engine import select_device, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
 from .hwcodecs import pick_decoder_accel, pick_encoder
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
-from .sinks import VIDEO_FORMATS, RawSink, WindowSink, open_sink
-from .sources import is_video_file, open_source
+from .sinks import RawSink, WindowSink, open_sink
+from .sources import open_source
 from .stats import RunSummary
 from .tasks import Task, build_task
 
@@ -55,7 +54,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         set_cpu_threads(threads)
     torch_device = select_device(device)
     encoder = pick_encoder(hw_codecs, torch_device)
-    src = open_source(source, **_source_options(source, live, pick_decoder_accel(hw_codecs, torch_device)))
+    src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))
     sinks = []
     try:
         task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine)
@@ -65,7 +64,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:
-            sinks.append(open_sink(out, out_info, **_sink_options(out, encoder)))
+            sinks.append(open_sink(out, out_info, codec=encoder))
         if raw:
             sinks.append(RawSink(raw))
         if show:
@@ -78,19 +77,6 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sink.close()
         src.close()
         raise
-
-
-def _source_options(source, live: bool | None, hwaccel) -> dict:
-    """open_source options: the drop-policy override, and hardware decode for video files."""
-    options = {} if live is None else {"live": live}
-    if hwaccel is not None and is_video_file(source):
-        options["hwaccel"] = hwaccel
-    return options
-
-
-def _sink_options(out: str, encoder: str) -> dict:
-    """open_sink options: the H.264 encoder for video files."""
-    return {"codec": encoder} if Path(out).suffix.lower() in VIDEO_FORMATS else {}
 
 
 def _display_size(task: Task, info) -> tuple[int, int]:

@@ -206,7 +206,7 @@ def time_decode(clip: Path, frames: int, device: torch.device = torch.device("cp
     accel = pick_decoder_accel("auto", device)
     started = time.perf_counter()
     count = 0
-    with open_source(str(clip), live=False, **({"hwaccel": accel} if accel else {})) as src:
+    with open_source(str(clip), live=False, hwaccel=accel) as src:
         for _frame in itertools.islice(src, frames):
             count += 1
     return count, time.perf_counter() - started

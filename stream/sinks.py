@@ -476,12 +476,14 @@ def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(millimetres), 0, 65535).astype(np.uint16)
 
 
-def open_sink(target: str, info: StreamInfo, **options) -> Sink:
+def open_sink(target: str, info: StreamInfo, codec: str | None = None, **options) -> Sink:
     """Build the sink a CLI-style target names.
 
     ``null`` -> NullSink; ``window`` or ``show`` -> WindowSink (title defaults to the stream name);
     ``*.mp4|*.mkv|*.mov`` -> VideoSink; an existing directory, a path ending in a slash or a path
-    without extension -> ImageFolderSink. ``options`` go to the chosen sink's constructor.
+    without extension -> ImageFolderSink. ``codec`` (the H.264 encoder, see
+    ``stream.hwcodecs.pick_encoder``) applies to video files and is ignored by the others;
+    ``options`` go to the chosen sink's constructor.
     """
     if target == "null":
         return _build(NullSink, **options)
@@ -492,7 +494,7 @@ def open_sink(target: str, info: StreamInfo, **options) -> Sink:
     if target.endswith(("/", os.sep)) or path.is_dir() or not suffix:
         return _build(ImageFolderSink, path, **options)
     if suffix in VIDEO_FORMATS:
-        return _build(VideoSink, path, info, **options)
+        return _build(VideoSink, path, info, **({"codec": codec} if codec else {}), **options)
     raise SinkError(
         f"unknown output extension {suffix!r} in {target!r}: use a .mp4, .mkv or .mov file, "
         "a directory, 'null' or 'window'"

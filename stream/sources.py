@@ -838,7 +838,7 @@ def _open_network(url: str, options: dict[str, Any]) -> Source:
     return LiveSource(connect, label=url, name=name, policy=_policy(chosen))
 
 
-def _open_path(path: Path, text: str, options: dict[str, Any]) -> Source:
+def _open_path(path: Path, text: str, options: dict[str, Any], hwaccel: HWAccel | None) -> Source:
     if path.is_dir():
         chosen = _take_options(options, {"fps": DEFAULT_IMAGE_FPS}, "an image folder")
         return ImageFolderSource(_image_paths_in(path), label=text, name=path.resolve().name, fps=chosen["fps"])
@@ -853,20 +853,9 @@ def _open_path(path: Path, text: str, options: dict[str, Any]) -> Source:
         return ImageFolderSource([path], label=text, name=path.stem, fps=chosen["fps"])
     if path.stat().st_size == 0:
         raise SourceError(f"{text}: file is empty")
-    chosen = _take_options(options, {"av_options": None, "hwaccel": None}, "a video file")
+    chosen = _take_options(options, {"av_options": None}, "a video file")
     return VideoFileSource(str(path), name=_safe_name(path.stem), av_options=chosen["av_options"],
-                           hwaccel=chosen["hwaccel"])
-
-
-def is_video_file(spec: Any) -> bool:
-    """Whether ``spec`` names an existing local file that ``open_source`` reads as video."""
-    if not isinstance(spec, (str, os.PathLike)):
-        return False
-    text = os.fspath(spec)
-    if isinstance(text, bytes) or re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", text):
-        return False
-    path = Path(text)
-    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES
+                           hwaccel=hwaccel)
 
 
 def open_source(spec: str | int | os.PathLike, **options: Any) -> Source:
@@ -877,23 +866,24 @@ def open_source(spec: str | int | os.PathLike, **options: Any) -> Source:
     ``http(s)://…`` ``udp://…`` ``tcp://…`` ``srt://…`` (live stream; an http(s) URL ending in
     .mp4/.mkv/.mov/… is a file read offline), ``synth://pattern?frames=120&size=320x240&fps=25&seed=0&live=0``.
 
-    Options by kind: files ``av_options`` (FFmpeg demuxer options), ``hwaccel`` (a PyAV
-    ``HWAccel``, see ``stream.hwcodecs.pick_decoder_accel``); images ``fps`` (default 25);
+    Options by kind: files ``av_options`` (FFmpeg demuxer options); images ``fps`` (default 25);
     cameras ``width``, ``height``, ``fps``; network ``open_timeout``, ``read_timeout`` (seconds),
     ``rtsp_transport`` (default tcp), ``av_options``; cameras and network ``reconnect_attempts``,
     ``max_outage``, ``retry_delay`` (first backoff), ``retry_max_delay`` (backoff cap), all seconds.
-    Every kind: ``live`` (True/False) overrides the drop policy, see the module docstring.
+    Every kind: ``live`` (True/False) overrides the drop policy, see the module docstring;
+    ``hwaccel`` (a PyAV ``HWAccel``, see ``stream.hwcodecs.pick_decoder_accel``) decodes video
+    files in hardware and is ignored by the other kinds.
     """
     live = options.pop("live", None)
     if live is not None and not isinstance(live, bool):
         raise SourceError(f"live must be True, False or None, got {live!r}")
-    source = _open(spec, options)
+    source = _open(spec, options, options.pop("hwaccel", None))
     if live is not None:
         source._use_live_policy(live)
     return source
 
 
-def _open(spec: str | int | os.PathLike, options: dict[str, Any]) -> Source:
+def _open(spec: str | int | os.PathLike, options: dict[str, Any], hwaccel: HWAccel | None) -> Source:
     """Pick the kind of source from the spec's form."""
     if isinstance(spec, bool) or not isinstance(spec, (str, int, os.PathLike)):
         raise SourceError(f"cannot open {spec!r}: expected a path, URL, camera index or synth:// spec")
@@ -917,7 +907,7 @@ def _open(spec: str | int | os.PathLike, options: dict[str, Any]) -> Source:
     if scheme in NETWORK_SCHEMES:
         return _open_network(text, options)
     if scheme == "file":
-        return _open_path(Path(urlsplit(text).path), urlsplit(text).path, options)
+        return _open_path(Path(urlsplit(text).path), urlsplit(text).path, options, hwaccel)
     if scheme:
         raise SourceError(f"{text}: unsupported URL scheme {scheme!r}")
-    return _open_path(Path(text), text, options)
+    return _open_path(Path(text), text, options, hwaccel)
