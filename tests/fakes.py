@@ -93,3 +93,22 @@ class RecordingSink:
 
     def close(self) -> None:
         self.closed += 1
+
+
+class ConvSegTask(Task):
+    """Labels from one 3x3 convolution held as ``model``, like the zoo-backed tasks: cheap,
+    compilable, and its argmax is sensitive to bf16 rounding."""
+
+    name = "conv-seg"
+    outputs = ("labels",)
+    classes = [f"c{i}" for i in range(8)]
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Conv2d(3, 8, 3, padding=1).eval()
+
+    def prepare(self, device) -> None:
+        self.model.to(device)
+
+    def __call__(self, images):
+        return {"labels": self.model(images.float() / 255.0).argmax(1).to(torch.uint8)}

@@ -14,7 +14,7 @@ from stream import bench
 from stream.bench_cli import bench as bench_command
 from stream.errors import DenseStreamError
 from stream.tasks import Task
-from tests.fakes import LumaTask
+from tests.fakes import ConvSegTask, LumaTask
 
 SOURCE = "synth://pattern?frames=6&size=64x48"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -22,25 +22,6 @@ CLIP = DATA / "video" / "solidWhiteRight.mp4"
 MEASURED = ("decode", "model", "pipeline_null", "pipeline_mp4", "naive", "live")
 ROW_KEYS = {"frames", "seconds", "fps", "fps_median", "ms_per_frame_median", "peak_rss_mb",
             "peak_device_mb"}
-
-
-class ConvSegTask(Task):
-    """A one-convolution segmenter: cheap, and its argmax is sensitive to bf16 rounding."""
-
-    name = "conv-seg"
-    outputs = ("labels",)
-    classes = [f"c{i}" for i in range(8)]
-
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1).eval()
-
-    def prepare(self, device) -> None:
-        self.conv.to(device)
-
-    def __call__(self, images):
-        logits = self.conv(images.float() / 255.0)
-        return {"labels": logits.argmax(1).to(torch.uint8)}
 
 
 @pytest.fixture(scope="module")

@@ -13,28 +13,9 @@ import stream
 from stream import compiling
 from stream.compiling import CompiledModel, compile_task, should_compile
 from stream.errors import DenseStreamError
-from stream.tasks import Task
-from tests.fakes import LumaTask
+from tests.fakes import ConvSegTask, LumaTask
 
 CPU = torch.device("cpu")
-
-
-class TinyConvTask(Task):
-    """Labels from one 3x3 convolution held as ``model``, like the zoo-backed tasks."""
-
-    name = "tiny"
-    outputs = ("labels",)
-    classes = [f"c{i}" for i in range(4)]
-
-    def __init__(self) -> None:
-        torch.manual_seed(0)
-        self.model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
-
-    def prepare(self, device) -> None:
-        self.model.to(device)
-
-    def __call__(self, images):
-        return {"labels": self.model(images.float() / 255.0).argmax(1).to(torch.uint8)}
 
 
 def test_auto_compiles_only_long_offline_runs():
@@ -52,7 +33,7 @@ def test_auto_compiles_only_long_offline_runs():
 def test_missing_compiler_leaves_the_task_eager_with_a_warning(monkeypatch):
     monkeypatch.setattr(compiling.shutil, "which", lambda name: None)
     assert "C++ compiler" in compiling.compiler_missing(CPU)
-    task = TinyConvTask()
+    task = ConvSegTask()
     eager = task.model
     with pytest.warns(UserWarning, match="torch.compile unavailable.*C\\+\\+ compiler"):
         assert compile_task(task, CPU) == 0
@@ -61,7 +42,7 @@ def test_missing_compiler_leaves_the_task_eager_with_a_warning(monkeypatch):
 
 def test_compile_task_wraps_each_network_once(monkeypatch):
     monkeypatch.setattr(compiling, "compiler_missing", lambda device: None)
-    task = TinyConvTask()
+    task = ConvSegTask()
     assert compile_task(task, CPU) == 1 and isinstance(task.model, CompiledModel)
     assert compile_task(task, CPU) == 0
     assert compile_task(LumaTask(), CPU) == 0
@@ -108,8 +89,8 @@ def test_a_failing_compiler_warns_once_then_runs_eagerly():
 def test_compiled_pipeline_gives_the_eager_labels(tmp_path, one_torch_thread):
     source = "synth://pattern?frames=3&size=32x24"
     eager_raw, compiled_raw = tmp_path / "eager", tmp_path / "compiled"
-    stream.run(source, TinyConvTask(), raw=str(eager_raw), device="cpu", precision="fp32", compile="off")
-    pipeline = stream.build_pipeline(source, TinyConvTask(), raw=str(compiled_raw), device="cpu",
+    stream.run(source, ConvSegTask(), raw=str(eager_raw), device="cpu", precision="fp32", compile="off")
+    pipeline = stream.build_pipeline(source, ConvSegTask(), raw=str(compiled_raw), device="cpu",
                                      precision="fp32", batch=2, compile="on")
     assert pipeline.compiled
     summary = pipeline.run()
