@@ -237,6 +237,16 @@ def test_cli_commands_report_bad_input_in_one_line(tmp_path):
     assert module_main(["export", "--run", str(tmp_path)]) == 1
 
 
+def test_command_line_overrides_reach_the_recipe():
+    from nets.train.commands import make_recipe
+
+    chosen = make_recipe("rednet-jpeg", size="32x24", steps=7, batch=3, seed=5, lr=2e-3)
+    assert (chosen.size, chosen.steps, chosen.batch, chosen.seed, chosen.lr) == ((32, 24), 7, 3, 5, 2e-3)
+    assert make_recipe("rednet-jpeg").lr == recipe("rednet-jpeg").lr
+    with pytest.raises(NetsError, match="lr must be positive"):
+        make_recipe("rednet-jpeg", lr=0.0)
+
+
 def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     options = {**recipe("joint-camvid-synth").options, "train_towns": [1], "frames_per_town": 2, "frame_step": 3,

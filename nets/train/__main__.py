@@ -19,6 +19,7 @@ def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true", help="use the recipe's full-size GPU settings")
     parser.add_argument("--steps", type=int, help="total training steps")
     parser.add_argument("--batch", type=int, help="batch size")
+    parser.add_argument("--lr", type=float, help="base learning rate (default: the recipe's)")
     parser.add_argument("--seed", type=int, help="random seed (initialisation and batches)")
     parser.add_argument("--camvid", help="CamVid root with train/ and val/ (default ../shared/data/camvid)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line)
         else:
-            chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed)
+            chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed,
+                                  args.lr)
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))
