@@ -14,7 +14,7 @@ from nets.errors import NetsError
 from nets.train.loop import train
 from nets.train.objectives import make_objective
 from nets.train.recipes import recipe
-from nets.train.synthetic import SyntheticFrames
+from nets.world.frames import SyntheticFrames
 from nets.train.tracking import (EXEMPLAR_SIZE, SEARCH_SIZE, PairJitter, region_pair,
                                  response_labels, synthetic_pair, tracker_crop)
 from nets import zoo

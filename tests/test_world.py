@@ -154,8 +154,8 @@ def test_bad_input_raises():
         PrimitiveBuilder().box((0, 0, 0), (0, 1, 1), BUILDING, Material.PLAIN, (1, 1, 1))
 
 
-def test_dataset_items_and_collate():
-    data = DrivingWorldDataset([1, 2], frames_per_town=2, width=48, height=32, frame_step=5)
+def test_dataset_items_and_collate(tmp_path):
+    data = DrivingWorldDataset([1, 2], frames_per_town=2, width=48, height=32, frame_step=5, cache_dir=tmp_path)
     assert len(data) == 4
     item = data[3]
     assert item["image"].shape == (3, 32, 48) and item["image"].dtype == torch.float32
@@ -167,6 +167,9 @@ def test_dataset_items_and_collate():
     assert batch["image"].shape == (2, 3, 32, 48) and len(batch["boxes"]) == 2
     with pytest.raises(IndexError):
         data[4]
+    assert len(list(tmp_path.glob("town2_f5_48x32.npz"))) == 1
+    cached = DrivingWorldDataset([1, 2], frames_per_town=2, width=48, height=32, frame_step=5, cache_dir=tmp_path)
+    assert all(torch.equal(cached[3][key], item[key]) for key in item)
 
 
 def test_preview_command_writes_three_panels(tmp_path):

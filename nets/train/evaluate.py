@@ -20,7 +20,8 @@ from nets.train.degrade import (add_noise, blur, crop_to_multiple, downscale_bic
 from nets.siamese import SiamFCNet, SiamFCTracker
 from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
 from nets.train.sequences import TrackSequence
-from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
+from nets.world import SKY_DEPTH
+from nets.world.frames import SyntheticFrames
 
 __all__ = ["Normaliser", "predict_at", "evaluate_segmentation", "evaluate_joint", "evaluate_restoration",
            "restore_image", "unsharp_mask", "siamfc_ious", "mil_ious", "evaluate_tracking", "tracker_fps", "ROAD",

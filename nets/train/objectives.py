@@ -23,7 +23,8 @@ from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_l
 from nets.train.photos import bundled_photos
 from nets.train.recipes import Recipe
 from nets.train.sequences import track_sequences
-from nets.train.synthetic import SKY_DEPTH, SyntheticFrames
+from nets.world import SKY_DEPTH
+from nets.world.frames import SyntheticFrames
 from nets.train.tracking import PairJitter, region_pair, response_labels, synthetic_pair
 from nets.zoo import ModelSpec
 

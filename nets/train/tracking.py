@@ -20,7 +20,7 @@ from nets.errors import NetsError
 from nets.siamese import AlexNetEmbedding, SiamFCTracker, TrackerParams
 from nets.train.data import jitter_colour
 from nets.train.losses import siamfc_labels
-from nets.train.synthetic import SyntheticFrames
+from nets.world.frames import SyntheticFrames
 
 __all__ = ["EXEMPLAR_SIZE", "SEARCH_SIZE", "exemplar_side", "tracker_crop", "response_labels", "PairJitter",
            "make_pair", "synthetic_pair", "region_pair"]

@@ -1,5 +1,5 @@
-"""Synthetic driving-world frames (exact labels, depth and boxes) for training, rendered once and
-cached on disk because a 240x180 frame takes about a second to render on a CPU."""
+"""Frames of several seeded towns (exact labels, depth and boxes) as numbered training items,
+optionally cached on disk because a 240x180 frame takes about a second to render on a CPU."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from nets.errors import NetsError
-from nets.world import SKY_DEPTH, DrivingWorld
 
-__all__ = ["SyntheticFrames", "SKY_DEPTH"]
+from .world import DrivingWorld
+
+__all__ = ["SyntheticFrames"]
 
 
 class SyntheticFrames:
