@@ -49,7 +49,8 @@ def numbered_classes(count: int) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ModelSpec:
     """What a named model is: its layout (``arch``), builder, task, classes and input
-    normalisation (mean/std on 0..1 RGB), plus shipped weights and metrics from the manifest."""
+    normalisation (mean/std on 0..1 RGB), plus shipped weights, their metrics and the input size
+    (width, height) those metrics were measured at, from the manifest."""
 
     name: str
     arch: str
@@ -63,6 +64,7 @@ class ModelSpec:
     weights: str | None = None
     sha256: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    eval_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -127,7 +129,18 @@ def spec(name: str, weights_dir: str | Path | None = None) -> ModelSpec:
     if not isinstance(entry.get("metrics", {}), dict):
         raise NetsError(f"manifest entry for {name!r} has 'metrics' that is not an object")
     return dataclasses.replace(_REGISTRY[name], weights=entry["file"], sha256=entry["sha256"].lower(),
-                               metrics=dict(entry.get("metrics", {})))
+                               metrics=dict(entry.get("metrics", {})), eval_size=_size(entry.get("eval_size"), name))
+
+
+def _size(text: Any, name: str) -> tuple[int, int] | None:
+    """A manifest 'WIDTHxHEIGHT' as (width, height); None when absent."""
+    if text is None:
+        return None
+    try:
+        width, height = (int(part) for part in str(text).split("x"))
+    except ValueError:
+        raise NetsError(f"manifest entry for {name!r} has eval_size {text!r}, not WIDTHxHEIGHT") from None
+    return width, height
 
 
 def _builder(path: str) -> Callable[..., nn.Module]:

@@ -35,6 +35,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    init_box: tuple[float, float, float, float] | None = None,
                    refine: str | None = None, hud: bool = True, live: bool | None = None,
                    threads: int | None = None, hw_codecs: str = "auto", compile: str = "auto",
+                   infer_size: str | tuple[int, int] = "auto",
                    progress: ProgressCallback | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
@@ -44,7 +45,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth; ``threads``
     torch's CPU threads (None keeps torch's choice); ``hw_codecs`` NVDEC/NVENC for video files
     ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``); ``compile`` torch.compile of
-    the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``).
+    the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``);
+    ``infer_size`` where the seg/depth networks run: 'auto' (frames taller than the size the
+    model was evaluated at are shrunk to it), 'native', or a (width, height).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -57,7 +60,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))
     sinks = []
     try:
-        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine)
+        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine, infer_size)
         renderer = OverlayRenderer(layout=layout, classes=task_obj.classes,
                                    depth_range=task_obj.depth_range or (1.0, 80.0),
                                    device=torch_device, expect=task_obj.outputs)

@@ -494,7 +494,8 @@ def measure(source: str = "synth://pattern", task: str | Task = "seg", *,
     say = log or (lambda _text: None)
     torch_device = select_device(device)
     dtype = select_precision(torch_device, precision)
-    task_obj = task if isinstance(task, Task) else build_task(task, model)
+    # the networks run at the bench resolution itself, so rows compare across resolutions and runs
+    task_obj = task if isinstance(task, Task) else build_task(task, model, infer_size="native")
     if not {"labels", "depth"} & set(task_obj.outputs):
         raise DenseStreamError("bench needs a task with labels or depth (seg, depth, seg+depth), "
                                f"not '{task_obj.name}'")
@@ -595,7 +596,7 @@ def soak(task: str | Task = "seg", frames: int = 10_000, *, model: str | None = 
     is called after every frame as in ``build_pipeline``."""
     if not 1 <= checkpoint < frames:
         raise DenseStreamError(f"the soak checkpoint ({checkpoint}) must lie within the {frames} frames")
-    task_obj = task if isinstance(task, Task) else build_task(task, model)
+    task_obj = task if isinstance(task, Task) else build_task(task, model, infer_size="native")
     width, height = resolution
     samples: dict[int, float | None] = {}
 

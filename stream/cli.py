@@ -11,7 +11,7 @@ import click
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import describe_error
-from .tasks import TASK_NAMES
+from .tasks import TASK_NAMES, parse_infer_size
 
 
 def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -68,6 +68,10 @@ def main() -> None:
 @click.option("--init-box", default=None, help="Target box x,y,w,h in frame 1 (--task track).")
 @click.option("--refine", default=None,
               help="Refinement: spn (fast) or crf (slow) for labels, ccrf for depth; e.g. spn,ccrf.")
+@click.option("--infer-size", default="auto", show_default=True,
+              help="Where the seg/depth networks run, their maps resized back to the frame: auto shrinks "
+                   "frames taller than the model's trained scale (360 rows for seg, 180 for seg+depth), "
+                   "native keeps the frame size, WIDTHxHEIGHT fixes it.")
 @click.option("--live/--offline", default=None,
               help="Override the input's policy: live drops stale frames, offline keeps all.")
 @click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
@@ -81,7 +85,7 @@ def main() -> None:
               help="torch.compile the networks: faster frames after a one-off compile of a minute or two; "
                    "auto compiles offline runs of 3000 frames or more.")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, live, hud, threads, hw_codecs, compile_choice) -> None:
+        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
@@ -89,11 +93,12 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
     progress = ProgressLine(enabled=sys.stderr.isatty())
     try:
         box = api.parse_box(init_box) if init_box else None
+        size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
-            hw_codecs=hw_codecs, compile=compile_choice, progress=progress)
+            hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

@@ -9,6 +9,7 @@ from the input, e.g. the bicubic upscale for super-resolution). Models come from
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,6 +34,8 @@ DEFAULT_MODELS = {
 }
 
 DEFAULT_DEPTH_RANGE = (1.0, 80.0)
+
+DENSE_TASKS = ("seg", "depth", "seg+depth")
 
 
 class Task:
@@ -67,6 +70,61 @@ class _Normaliser:
         return torch.addcmul(self.shift, images.float(), self.scale)
 
 
+@dataclass(frozen=True)
+class InferSize:
+    """Where the seg/depth networks run: at ``fixed`` (width, height); or, with ``max_height``,
+    frames taller than that are shrunk to it (aspect kept); else at the frame's own size."""
+
+    fixed: tuple[int, int] | None = None
+    max_height: int | None = None
+
+    def for_frame(self, height: int, width: int) -> tuple[int, int] | None:
+        """The (width, height) to run a height x width frame at; None for its own size."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.max_height is not None and height > self.max_height:
+            return max(1, round(width * self.max_height / height)), self.max_height
+        return None
+
+
+def parse_infer_size(text: str) -> str | tuple[int, int]:
+    """'auto', 'native', or 'WIDTHxHEIGHT' as (width, height) with each side at least 16."""
+    if text in ("auto", "native"):
+        return text
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise DenseStreamError(f"--infer-size '{text}' is not auto, native or WIDTHxHEIGHT, e.g. 480x360") from None
+    if width < 16 or height < 16:
+        raise DenseStreamError(f"--infer-size '{text}' needs both sides of at least 16 pixels")
+    return width, height
+
+
+def _infer_size(choice: str | tuple[int, int], spec) -> InferSize:
+    """'auto': shrink frames taller than the height the model's shipped metrics were measured at
+    (its trained scale); 'native': never resize; (width, height): always that size."""
+    if choice == "native":
+        return InferSize()
+    if choice == "auto":
+        return InferSize(max_height=spec.eval_size[1]) if spec.eval_size else InferSize()
+    return InferSize(fixed=tuple(choice))
+
+
+def run_at_size(model: torch.nn.Module, inputs: torch.Tensor, size: tuple[int, int] | None):
+    """``model(inputs)`` with ``inputs`` resized to ``size`` (width, height) when given, and each
+    output tensor (or each of a tuple) resized back to the inputs' height and width, bilinearly."""
+    height, width = inputs.shape[-2:]
+    if size is None or tuple(size) == (width, height):
+        return model(inputs)
+    outputs = model(F.interpolate(inputs, size=(size[1], size[0]), mode="bilinear", align_corners=False,
+                                  antialias=True))
+
+    def back(tensor: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)
+
+    return tuple(back(t) for t in outputs) if isinstance(outputs, tuple) else back(outputs)
+
+
 class _ModelTask(Task):
     """A task backed by one ``nets`` model with its zoo spec."""
 
@@ -86,31 +144,34 @@ class SegmentationTask(_ModelTask):
     name = "seg"
     outputs = ("labels",)
 
-    def __init__(self, model, spec, refine: Refinement = Refinement()) -> None:
+    def __init__(self, model, spec, refine: Refinement = Refinement(),
+                 infer_size: InferSize = InferSize()) -> None:
         super().__init__(model, spec)
         self.classes = list(spec.classes)
         self.refine = refine
+        self.infer_size = infer_size
 
     def __call__(self, images):
-        logits = self.model(self.normalise(images))
+        logits = run_at_size(self.model, self.normalise(images), self.infer_size.for_frame(*images.shape[-2:]))
         return {"labels": self.refine.labels(logits, images)}
 
 
 class JointTask(_ModelTask):
     """Segmentation and metric depth from one shared encoder-decoder pass."""
 
-    def __init__(self, model, spec, want_labels: bool = True,
-                 refine: Refinement = Refinement()) -> None:
+    def __init__(self, model, spec, want_labels: bool = True, refine: Refinement = Refinement(),
+                 infer_size: InferSize = InferSize()) -> None:
         super().__init__(model, spec)
         self.want_labels = want_labels
         self.refine = refine
+        self.infer_size = infer_size
         self.name = "seg+depth" if want_labels else "depth"
         self.outputs = ("labels", "depth") if want_labels else ("depth",)
         self.classes = list(spec.classes) if want_labels else None
         self.depth_range = tuple(getattr(spec, "depth_range", None) or DEFAULT_DEPTH_RANGE)
 
     def __call__(self, images):
-        logits, depth = self.model(self.normalise(images))
+        logits, depth = run_at_size(self.model, self.normalise(images), self.infer_size.for_frame(*images.shape[-2:]))
         outputs = {"depth": self.refine.depth(depth[:, 0].float().abs(), images)}
         if self.want_labels:
             outputs["labels"] = self.refine.labels(logits, images)
@@ -218,15 +279,21 @@ def resolve_model(model: str | None, task: str):
 
 def build_task(task: str, model: str | None = None,
                init_box: tuple[float, float, float, float] | None = None,
-               refine: str | None = None) -> Task:
+               refine: str | None = None, infer_size: str | tuple[int, int] = "auto") -> Task:
     """The task adapter for a CLI task name (or comma-separated names), with its model.
 
-    ``refine`` ('spn', 'crf', 'ccrf', comma-joined) post-processes labels and depth."""
-    if "," in task:
+    ``refine`` ('spn', 'crf', 'ccrf', comma-joined) post-processes labels and depth;
+    ``infer_size`` is where the seg/depth networks run, their maps resized back to the frame:
+    'auto' (frames taller than the model's evaluated height are shrunk to it), 'native' or a
+    (width, height); tracking and restoration always run at the frame's own size."""
+    names = [name.strip() for name in task.split(",")]
+    if isinstance(infer_size, tuple) and not any(name in DENSE_TASKS for name in names):
+        raise DenseStreamError(f"--infer-size applies to the {', '.join(DENSE_TASKS)} tasks, not '{task}'")
+    if len(names) > 1:
         if model is not None:
             raise DenseStreamError("--model cannot be given with several tasks")
-        return CombinedTask([build_task(name.strip(), None, init_box, refine)
-                             for name in task.split(",")])
+        return CombinedTask([build_task(name, None, init_box, refine, infer_size if name in DENSE_TASKS else "auto")
+                             for name in names])
     refinement = Refinement.parse(refine)
     if task not in TASK_NAMES:
         raise DenseStreamError(f"unknown task '{task}' (choose from {', '.join(TASK_NAMES)})")
@@ -237,12 +304,13 @@ def build_task(task: str, model: str | None = None,
         if spec.task not in ("segment", "segment+depth"):
             raise ModelError(f"model '{spec.name}' does not segment (it does {spec.task})")
         if spec.task == "segment+depth":
-            return JointTask(module, spec, refine=refinement)
-        return SegmentationTask(module, spec, refine=refinement)
+            return JointTask(module, spec, refine=refinement, infer_size=_infer_size(infer_size, spec))
+        return SegmentationTask(module, spec, refine=refinement, infer_size=_infer_size(infer_size, spec))
     if task in ("depth", "seg+depth"):
         if spec.task != "segment+depth":
             raise ModelError(f"model '{spec.name}' does not predict depth (it does {spec.task})")
-        return JointTask(module, spec, want_labels=task == "seg+depth", refine=refinement)
+        return JointTask(module, spec, want_labels=task == "seg+depth", refine=refinement,
+                         infer_size=_infer_size(infer_size, spec))
     if task == "track":
         if spec.task != "track":
             raise ModelError(f"model '{spec.name}' is not a tracker (it does {spec.task})")

@@ -7,7 +7,7 @@ import torch
 from nets import zoo
 from stream.errors import DenseStreamError, ModelError
 from stream.refinement import Refinement
-from stream.tasks import CombinedTask, build_task
+from stream.tasks import CombinedTask, InferSize, build_task, parse_infer_size, run_at_size
 
 
 def frames(n=2, h=37, w=45, seed=0):
@@ -110,3 +110,62 @@ def test_combined_task_merges_outputs():
     outputs = run(task, frames())
     assert set(outputs) == {"labels", "depth", "restored"}
     assert task.outputs == ("labels", "depth", "restored")
+
+
+class _SizeRecorder(torch.nn.Module):
+    """Joint-model stand-in: logits whose class is the input's sign, depth = the input's red channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape[-2:]))
+        logits = torch.cat([-x[:, :1], x[:, :1]], 1)
+        return logits, x[:, :1].abs()
+
+
+def test_run_at_size_runs_the_network_small_and_returns_frame_size_maps():
+    model = _SizeRecorder()
+    inputs = torch.zeros(1, 3, 40, 60)
+    inputs[:, :, 20:] = 2.0  # bottom half positive
+    logits, depth = run_at_size(model, inputs, (30, 20))
+    assert model.seen == [(20, 30)]
+    assert logits.shape == (1, 2, 40, 60) and depth.shape == (1, 1, 40, 60)
+    labels = logits.argmax(1)[0]
+    assert bool((labels[:14] == 0).all()) and bool((labels[26:] == 1).all())
+    assert float(depth[0, 0, 35, 10]) == pytest.approx(2.0) and float(depth[0, 0, 5, 10]) == pytest.approx(0.0)
+    run_at_size(model, inputs, (60, 40))
+    run_at_size(model, inputs, None)
+    assert model.seen[1:] == [(40, 60), (40, 60)]
+
+
+def test_infer_size_reaches_dense_tasks_only():
+    outputs = run(build_task("seg+depth", infer_size=(32, 24)), frames())
+    assert outputs["labels"].shape == (2, 37, 45) and outputs["depth"].shape == (2, 37, 45)
+    combined = build_task("seg,denoise", infer_size=(32, 24))
+    assert [getattr(task, "infer_size", None) for task in combined.tasks] == [InferSize(fixed=(32, 24)), None]
+    with pytest.raises(DenseStreamError, match="applies to the seg"):
+        build_task("denoise", infer_size=(32, 24))
+
+
+def test_auto_infer_size_shrinks_frames_taller_than_the_models_evaluated_height():
+    joint = zoo.spec("joint-mbv2-camvid")
+    assert joint.eval_size == (240, 180)  # from the manifest: the shipped metrics' input size
+    auto = build_task("seg+depth").infer_size
+    assert auto == InferSize(max_height=180)
+    assert auto.for_frame(540, 960) == (320, 180) and auto.for_frame(180, 240) is None
+    assert auto.for_frame(120, 160) is None  # small frames are never enlarged
+    assert build_task("seg+depth", infer_size="native").infer_size.for_frame(540, 960) is None
+    assert build_task("seg").infer_size.for_frame(720, 1280) == (640, 360)
+    with pytest.warns(UserWarning, match="no trained weights"):
+        untrained = build_task("seg", model="lwrefinenet-r18-camvid")
+    assert untrained.infer_size == InferSize()  # no shipped metrics, so no known scale
+
+
+@pytest.mark.parametrize("text, message", [("480", "WIDTHxHEIGHT"), ("8x8", "at least 16"), ("ax3", "WIDTHxHEIGHT")])
+def test_infer_size_text_is_checked(text, message):
+    assert parse_infer_size("480x360") == (480, 360)
+    assert parse_infer_size("auto") == "auto" and parse_infer_size("native") == "native"
+    with pytest.raises(DenseStreamError, match=message):
+        parse_infer_size(text)
