@@ -138,7 +138,21 @@ class _ModelTask(Task):
         self.normalise.to(device)
 
 
-class SegmentationTask(_ModelTask):
+class _DenseTask(_ModelTask):
+    """A per-pixel model task: the network runs where ``infer_size`` says, with refinement after."""
+
+    def __init__(self, model, spec, refine: Refinement, infer_size: InferSize) -> None:
+        super().__init__(model, spec)
+        self.refine = refine
+        self.infer_size = infer_size
+
+    def predict(self, images: torch.Tensor):
+        """The network's output for the frames, at the frames' size."""
+        size = self.infer_size.for_frame(*images.shape[-2:])
+        return run_at_size(self.model, self.normalise(images), size)
+
+
+class SegmentationTask(_DenseTask):
     """Per-pixel classes from a segmentation network's logits."""
 
     name = "seg"
@@ -146,32 +160,27 @@ class SegmentationTask(_ModelTask):
 
     def __init__(self, model, spec, refine: Refinement = Refinement(),
                  infer_size: InferSize = InferSize()) -> None:
-        super().__init__(model, spec)
+        super().__init__(model, spec, refine, infer_size)
         self.classes = list(spec.classes)
-        self.refine = refine
-        self.infer_size = infer_size
 
     def __call__(self, images):
-        logits = run_at_size(self.model, self.normalise(images), self.infer_size.for_frame(*images.shape[-2:]))
-        return {"labels": self.refine.labels(logits, images)}
+        return {"labels": self.refine.labels(self.predict(images), images)}
 
 
-class JointTask(_ModelTask):
+class JointTask(_DenseTask):
     """Segmentation and metric depth from one shared encoder-decoder pass."""
 
     def __init__(self, model, spec, want_labels: bool = True, refine: Refinement = Refinement(),
                  infer_size: InferSize = InferSize()) -> None:
-        super().__init__(model, spec)
+        super().__init__(model, spec, refine, infer_size)
         self.want_labels = want_labels
-        self.refine = refine
-        self.infer_size = infer_size
         self.name = "seg+depth" if want_labels else "depth"
         self.outputs = ("labels", "depth") if want_labels else ("depth",)
         self.classes = list(spec.classes) if want_labels else None
         self.depth_range = tuple(getattr(spec, "depth_range", None) or DEFAULT_DEPTH_RANGE)
 
     def __call__(self, images):
-        logits, depth = run_at_size(self.model, self.normalise(images), self.infer_size.for_frame(*images.shape[-2:]))
+        logits, depth = self.predict(images)
         outputs = {"depth": self.refine.depth(depth[:, 0].float().abs(), images)}
         if self.want_labels:
             outputs["labels"] = self.refine.labels(logits, images)
