@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from nets.backbones import RESNET_CONFIGS
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError
+from nets.sizes import parse_size
 
 __all__ = ["ModelSpec", "available", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS", "sha256_of"]
 
@@ -137,10 +138,9 @@ def _size(text: Any, name: str) -> tuple[int, int] | None:
     if text is None:
         return None
     try:
-        width, height = (int(part) for part in str(text).split("x"))
+        return parse_size(text)
     except ValueError:
         raise NetsError(f"manifest entry for {name!r} has eval_size {text!r}, not WIDTHxHEIGHT") from None
-    return width, height
 
 
 def _builder(path: str) -> Callable[..., nn.Module]:

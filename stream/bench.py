@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 import torch
 
+from nets.sizes import parse_size
+
 from .api import build_pipeline
 from .compiling import compile_task
 from .hwcodecs import pick_decoder_accel
@@ -117,7 +119,7 @@ def _peaks(device: torch.device, into: dict):
 def parse_resolution(text: str) -> tuple[int, int]:
     """'960x540' to (960, 540); both sides positive and even (the H.264 clip needs that)."""
     try:
-        width, height = (int(part) for part in text.lower().split("x"))
+        width, height = parse_size(text, minimum=0)
     except ValueError:
         raise DenseStreamError(f"--resolution '{text}' is not WIDTHxHEIGHT, e.g. 960x540") from None
     if width < 2 or height < 2 or width % 2 or height % 2:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from nets.errors import NetsError
+from nets.sizes import parse_size
 
 from .errors import DenseStreamError, ModelError
 from .refinement import Refinement
@@ -92,7 +93,7 @@ def parse_infer_size(text: str) -> str | tuple[int, int]:
     if text in ("auto", "native"):
         return text
     try:
-        width, height = (int(part) for part in text.lower().split("x"))
+        width, height = parse_size(text, minimum=0)
     except ValueError:
         raise DenseStreamError(f"--infer-size '{text}' is not auto, native or WIDTHxHEIGHT, e.g. 480x360") from None
     if width < 16 or height < 16:

@@ -453,3 +453,14 @@ def test_deblur_recipe_trains_and_scores_against_blur_and_unsharp_masking(tmp_pa
     record = train(tiny, tmp_path / "run", device="cpu", log=lambda line: None)
     assert set(record["metrics"]) == {"psnr", "baseline_psnr", "gain_db"}
     assert all(np.isfinite(list(record["metrics"].values())))
+
+
+def test_one_size_parser_serves_manifests_and_command_lines():
+    from nets.sizes import parse_size as parse_any
+
+    assert parse_any("480X360") == (480, 360) and parse_any("0x0", minimum=0) == (0, 0)
+    for text in ("480", "x360", "-2x4", "4.5x3", "480x360x2"):
+        with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+            parse_any(text)
+    with pytest.raises(ValueError, match="under 16"):
+        parse_any("8x20", minimum=16)

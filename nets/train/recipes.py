@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nets import sizes
 from nets.errors import NetsError
 
 __all__ = ["Recipe", "RECIPES", "recipe", "parse_size", "default_camvid_root"]
@@ -85,11 +86,11 @@ class Recipe:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'240x180' → (240, 180)."""
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 8 or int(height) < 8:
-        raise NetsError(f"size must look like WIDTHxHEIGHT with both at least 8, got {text!r}")
-    return int(width), int(height)
+    """'240x180' → (240, 180), both sides at least 8."""
+    try:
+        return sizes.parse_size(text, minimum=8)
+    except ValueError:
+        raise NetsError(f"size must look like WIDTHxHEIGHT with both at least 8, got {text!r}") from None
 
 
 _CAMVID = "CamVid train (367 frames), selected on CamVid val (101 frames)"
