@@ -39,16 +39,17 @@ def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.command("train")
 @_recipe_options
 @click.option("--run", "run_dir", required=True, help="Run folder (resumed when it holds last.pt).")
+@click.option("--init", "init_run", default=None, help="Start a new run from the best weights of this earlier run.")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0 on CPU, 4 on CUDA).")
 @click.option("--until", type=int, default=None, help="Stop after this step; run again to continue.")
 @click.option("--minutes", type=float, default=None, help="Stop after this many minutes; run again to continue.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy CPU).")
 def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, lr: float | None,
-          seed: int | None, camvid: str | None, device: str | None, run_dir: str, workers: int | None, until: int | None,
-          minutes: float | None, threads: int | None) -> None:
+          seed: int | None, camvid: str | None, device: str | None, run_dir: str, init_run: str | None,
+          workers: int | None, until: int | None, minutes: float | None, threads: int | None) -> None:
     """Train (or resume) the default model of RECIPE in a run folder."""
     try:
-        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr)
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run)
         result = train_command(chosen, run_dir, device, workers, until, minutes, threads,
                                shlex.join(["densestream", *sys.argv[1:]]), lambda line: click.echo(line, err=True))
     except NetsError as exc:

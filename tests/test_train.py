@@ -219,6 +219,52 @@ def test_export_writes_fp16_weights_that_zoo_loads(tmp_path):
     assert all(torch.equal(model.state_dict()[k], best[k].half().float()) for k in best)
 
 
+def _tiny_denoise_recipe(camvid: Path, steps: int, **changes):
+    settings = {"size": (16, 16), **changes}
+    return recipe("rednet-denoise", camvid_root=str(camvid), batch=2, steps=steps,
+                  options={**recipe("rednet-denoise").options, "eval_images": 1}, **settings)
+
+
+def test_a_run_can_start_from_an_earlier_runs_best_weights_and_ships_with_its_history(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    train(_tiny_denoise_recipe(camvid, 2), parent, command="train parent", log=lambda line: None)
+    fine_tune = _tiny_denoise_recipe(camvid, 1, init=str(parent), lr=1e-5, size=(24, 24))
+    lines: list[str] = []
+    assert train(fine_tune, child, until=0, command="train child", log=lines.append) is None
+    assert lines[0] == f"starting rednet-denoise from the best weights of {parent}"
+    received = torch.load(child / "last.pt", weights_only=True)["model"]
+    best = torch.load(parent / "best.pt", weights_only=True)
+    assert all(torch.equal(received[k], best["model"][k]) for k in received)
+    train(fine_tune, child, command="train child", log=lines.append)
+    assert any(line.startswith("resuming rednet-denoise at step 0") for line in lines)
+    entry = export(child, tmp_path / "weights", fps_frames=1)
+    assert entry["command"] == "train parent && train child"
+    assert (entry["steps"], entry["best_step"], entry["train_size"]) == (best["step"] + 1, best["step"] + 1, "24x24")
+
+
+def test_starting_from_a_missing_or_different_run_is_one_clear_error(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    with pytest.raises(NetsError, match="cannot start from run"):
+        train(_tiny_denoise_recipe(camvid, 1, init=str(tmp_path / "absent")), tmp_path / "a", log=lambda line: None)
+    train(_tiny_denoise_recipe(camvid, 1), tmp_path / "denoise", log=lambda line: None)
+    other = dataclasses.replace(_tiny_seg_recipe(camvid, 1), init=str(tmp_path / "denoise"))
+    with pytest.raises(NetsError, match="trained 'rednet-denoise'"):
+        train(other, tmp_path / "b", log=lambda line: None)
+
+
+def test_runs_saved_before_a_recipe_field_existed_still_resume(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = _tiny_denoise_recipe(camvid, 2)
+    train(chosen, tmp_path / "run", until=1, log=lambda line: None)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    saved = json.loads(state["recipe"])
+    del saved["init"]
+    state["recipe"] = json.dumps(saved)
+    torch.save(state, tmp_path / "run" / "last.pt")
+    assert train(chosen, tmp_path / "run", log=lambda line: None)["steps"] == 2
+
+
 def test_export_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(NetsError, match="not a finished run"):
         export(tmp_path, tmp_path / "weights")
@@ -240,8 +286,9 @@ def test_cli_commands_report_bad_input_in_one_line(tmp_path):
 def test_command_line_overrides_reach_the_recipe():
     from nets.train.commands import make_recipe
 
-    chosen = make_recipe("rednet-jpeg", size="32x24", steps=7, batch=3, seed=5, lr=2e-3)
+    chosen = make_recipe("rednet-jpeg", size="32x24", steps=7, batch=3, seed=5, lr=2e-3, init="runs/jpeg")
     assert (chosen.size, chosen.steps, chosen.batch, chosen.seed, chosen.lr) == ((32, 24), 7, 3, 5, 2e-3)
+    assert chosen.init == "runs/jpeg" and make_recipe("rednet-jpeg").init == ""
     assert make_recipe("rednet-jpeg").lr == recipe("rednet-jpeg").lr
     with pytest.raises(NetsError, match="lr must be positive"):
         make_recipe("rednet-jpeg", lr=0.0)

@@ -22,13 +22,13 @@ __all__ = ["make_recipe", "train_command", "eval_command"]
 
 def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
                 batch: int | None = None, camvid: str | None = None, seed: int | None = None,
-                lr: float | None = None) -> Recipe:
+                lr: float | None = None, init: str | None = None) -> Recipe:
     """A registered recipe with the command-line overrides applied (None keeps the recipe's value)."""
     overrides: dict[str, Any] = {}
     if size is not None:
         overrides["size"] = parse_size(size)
     for key, value in (("steps", steps), ("batch", batch), ("camvid_root", camvid), ("seed", seed),
-                       ("lr", lr)):
+                       ("lr", lr), ("init", init)):
         if value is not None:
             overrides[key] = value
     return recipe(name, gpu=gpu, **overrides)

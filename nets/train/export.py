@@ -65,17 +65,47 @@ def _write_manifest(weights_dir: Path, name: str, entry: dict[str, Any]) -> None
     partial.replace(path)
 
 
-def _command_history(path: Path) -> str | None:
-    """The run's training commands joined with ``&&``: run in order they reproduce the weights."""
-    if not path.is_file():
-        return None
-    return " && ".join(line for line in path.read_text().splitlines() if line.strip()) or None
+def _run_chain(run_dir: Path) -> list[Path]:
+    """The run folder and the earlier run folders it started from (``init``), earliest first."""
+    chain: list[Path] = []
+    while True:
+        if any(run_dir.resolve() == seen.resolve() for seen in chain):
+            raise NetsError(f"run {run_dir} starts from itself")
+        try:
+            recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
+        except OSError as exc:
+            raise NetsError(f"cannot read the recipe of run {run_dir}: {exc.strerror}") from None
+        chain.insert(0, run_dir)
+        if not recipe.init:
+            return chain
+        run_dir = Path(recipe.init)
+
+
+def _best_step(run_dir: Path) -> int:
+    """The step of a run's best weights (what a later run starting from it received)."""
+    try:
+        return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise NetsError(f"cannot read the best weights of run {run_dir}: {exc}") from None
+
+
+def _command_history(chain: list[Path]) -> str | None:
+    """The training commands of every run in the chain joined with ``&&``: run in order they
+    reproduce the weights."""
+    lines = []
+    for run_dir in chain:
+        path = run_dir / "command.txt"
+        if path.is_file():
+            lines += [line for line in path.read_text().splitlines() if line.strip()]
+    return " && ".join(lines) or None
 
 
 def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frames: int = 5,
            export_command: str | None = None) -> dict[str, Any]:
     """Write the best weights of a finished run as ``<model>.pt`` (fp16 state_dict) in
-    ``weights_dir`` (default ``nets/weights``) and record them in its manifest; returns the entry."""
+    ``weights_dir`` (default ``nets/weights``) and record them in its manifest; returns the entry.
+    For a run that started from earlier runs, ``steps`` and ``best_step`` also count the steps of
+    the earlier weights it received, and ``command`` holds the earlier runs' commands first."""
     run_dir = Path(run_dir)
     weights_dir = Path(weights_dir) if weights_dir else zoo.WEIGHTS_DIR
     for needed in ("recipe.json", "metrics.json", "best.pt"):
@@ -86,6 +116,8 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         raise NetsError(f"run {run_dir} changed the model layout ({dict(recipe.model_kwargs)}); only the "
                         f"registered layout of {recipe.model!r} can be shipped")
     record = json.loads((run_dir / "metrics.json").read_text())
+    chain = _run_chain(run_dir)
+    earlier_steps = sum(_best_step(parent) for parent in chain[:-1])
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{recipe.model}.pt"
@@ -95,14 +127,14 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     model_spec = zoo.spec(recipe.model)
     model = zoo.build(recipe.model)
     load_state_strict(model, torch.load(target, map_location="cpu", weights_only=True), target)
-    command = run_dir / "command.txt"
     entry = {
         "file": target.name, "sha256": zoo.sha256_of(target), "precision": "fp16",
-        "recipe": recipe.name, "data": recipe.data, "steps": record["steps"], "best_step": record["best_step"],
+        "recipe": recipe.name, "data": recipe.data, "steps": earlier_steps + record["steps"],
+        "best_step": earlier_steps + record["best_step"],
         "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
         "train_size": "x".join(map(str, recipe.size)), "eval_size": "x".join(map(str, recipe.eval_size)),
-        "command": _command_history(command),
+        "command": _command_history(chain),
         "export_command": export_command, "exported": date.today().isoformat(),
     }
     _write_manifest(weights_dir, recipe.model, entry)

@@ -83,6 +83,7 @@ def _record_command(path: Path, command: str) -> None:
 
 
 def _check_same_recipe(saved: dict[str, Any], recipe: Recipe, path: Path) -> None:
+    saved = json.loads(json.dumps(Recipe.from_dict(saved).to_dict()))  # fields added since take their defaults
     current = json.loads(json.dumps(recipe.to_dict()))
     changed = sorted(k for k in set(saved) | set(current)
                      if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
@@ -139,6 +140,18 @@ class _Run:
             raise NetsError(f"{path} is at step {self.step}, past the recipe's {self.recipe.steps} steps")
         return True
 
+    def start_from(self, parent_dir: Path) -> None:
+        """Load the best weights of the earlier run in ``parent_dir`` (same model and layout)."""
+        try:
+            parent = Recipe.from_dict(json.loads((parent_dir / "recipe.json").read_text()))
+            state = torch.load(parent_dir / "best.pt", map_location=self.device, weights_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise NetsError(f"cannot start from run {parent_dir}: {str(exc).strip().splitlines()[0]}") from None
+        if (parent.model, dict(parent.model_kwargs)) != (self.recipe.model, dict(self.recipe.model_kwargs)):
+            raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
+                            f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)}")
+        self.model.load_state_dict(state["model"])
+
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
         metrics = objective.evaluate(self.model)
         self.model.train()
@@ -179,6 +192,9 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
     run = _Run(recipe, run_dir, device)
     if run.resume():
         log(f"resuming {recipe.name} at step {run.step} from {run_dir / 'last.pt'}")
+    elif recipe.init:
+        run.start_from(Path(recipe.init))
+        log(f"starting {recipe.name} from the best weights of {recipe.init}")
     (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     if command:
         _record_command(run_dir / "command.txt", command)

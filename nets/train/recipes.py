@@ -28,7 +28,8 @@ def default_camvid_root() -> str:
 class Recipe:
     """Everything that decides a training run. ``size`` is the training crop (width, height);
     ``eval_size`` the (width, height) frames are evaluated at; ``options`` holds the
-    objective's own settings (see docs/training.md)."""
+    objective's own settings (see docs/training.md); ``init`` is a run folder whose best weights
+    this run starts from (a fine-tuning stage; empty for random initialisation)."""
 
     name: str
     model: str
@@ -52,6 +53,7 @@ class Recipe:
     eval_every: int = 0
     log_every: int = 10
     gpu: Mapping[str, Any] = field(default_factory=dict)
+    init: str = ""
 
     def __post_init__(self) -> None:
         problems = []
