@@ -247,6 +247,12 @@ def test_starting_from_a_missing_or_different_run_is_one_clear_error(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     with pytest.raises(NetsError, match="cannot start from run"):
         train(_tiny_denoise_recipe(camvid, 1, init=str(tmp_path / "absent")), tmp_path / "a", log=lambda line: None)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "recipe.json").write_text(json.dumps(_tiny_denoise_recipe(camvid, 1).to_dict()))
+    (tmp_path / "broken" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(NetsError, match="cannot start from run .*broken: ") as error:
+        train(_tiny_denoise_recipe(camvid, 1, init=str(tmp_path / "broken")), tmp_path / "c", log=lambda line: None)
+    assert "\n" not in str(error.value)
     train(_tiny_denoise_recipe(camvid, 1), tmp_path / "denoise", log=lambda line: None)
     other = dataclasses.replace(_tiny_seg_recipe(camvid, 1), init=str(tmp_path / "denoise"))
     with pytest.raises(NetsError, match="trained 'rednet-denoise'"):

@@ -85,8 +85,9 @@ def _best_step(run_dir: Path) -> int:
     """The step of a run's best weights (what a later run starting from it received)."""
     try:
         return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
-    except (OSError, KeyError, RuntimeError) as exc:
-        raise NetsError(f"cannot read the best weights of run {run_dir}: {exc}") from None
+    except Exception as exc:  # missing, truncated or foreign files all end the same way
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NetsError(f"cannot read the best weights of run {run_dir}: {reason}") from None
 
 
 def _command_history(chain: list[Path]) -> str | None:

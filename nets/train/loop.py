@@ -144,13 +144,14 @@ class _Run:
         """Load the best weights of the earlier run in ``parent_dir`` (same model and layout)."""
         try:
             parent = Recipe.from_dict(json.loads((parent_dir / "recipe.json").read_text()))
-            state = torch.load(parent_dir / "best.pt", map_location=self.device, weights_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise NetsError(f"cannot start from run {parent_dir}: {str(exc).strip().splitlines()[0]}") from None
+            weights = torch.load(parent_dir / "best.pt", map_location=self.device, weights_only=True)["model"]
+        except Exception as exc:  # missing, truncated or foreign files all end the same way
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise NetsError(f"cannot start from run {parent_dir}: {reason}") from None
         if (parent.model, dict(parent.model_kwargs)) != (self.recipe.model, dict(self.recipe.model_kwargs)):
             raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
                             f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)}")
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(weights)
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
         metrics = objective.evaluate(self.model)
