@@ -240,6 +240,9 @@ def test_a_run_can_start_from_an_earlier_runs_best_weights_and_ships_with_its_hi
     assert any(line.startswith("resuming rednet-denoise at step 0") for line in lines)
     entry = export(child, tmp_path / "weights", fps_frames=1)
     assert entry["command"] == "train parent && train child"
+    (parent / "recipe.json").write_text("{not json")
+    with pytest.raises(NetsError, match="cannot read the recipe of run"):
+        export(child, tmp_path / "weights", fps_frames=1)
     assert (entry["steps"], entry["best_step"], entry["train_size"]) == (best["step"] + 1, best["step"] + 1, "24x24")
 
 

@@ -73,8 +73,9 @@ def _run_chain(run_dir: Path) -> list[Path]:
             raise NetsError(f"run {run_dir} starts from itself")
         try:
             recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
-        except OSError as exc:
-            raise NetsError(f"cannot read the recipe of run {run_dir}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # missing, unreadable or malformed recipe.json
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise NetsError(f"cannot read the recipe of run {run_dir}: {reason}") from None
         chain.insert(0, run_dir)
         if not recipe.init:
             return chain
