@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from nets.errors import NetsError
+from nets.errors import NetsError, first_line
 
 __all__ = ["read_state_dict", "load_state_strict"]
 
@@ -22,9 +22,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NetsError(f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
-                        f"{reason}") from None
+                        f"{first_line(exc)}") from None
     while isinstance(data, Mapping) and any(isinstance(data.get(k), Mapping) for k in ("state_dict", "model")):
         data = data["state_dict"] if isinstance(data.get("state_dict"), Mapping) else data["model"]
     if not isinstance(data, Mapping) or not data or not all(isinstance(v, Tensor) for v in data.values()):

@@ -3,7 +3,6 @@ the ``densestream train|eval`` click commands."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from nets import zoo
 from nets.errors import NetsError
 from nets.train.loop import build_model, pick_device, train
 from nets.train.objectives import make_objective
-from nets.train.recipes import Recipe, parse_size, recipe
+from nets.train.recipes import Recipe, parse_size, recipe, run_recipe
 
 __all__ = ["make_recipe", "train_command", "eval_command"]
 
@@ -52,7 +51,7 @@ def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, d
         path = Path(run_dir) / "best.pt"
         if not path.is_file():
             raise NetsError(f"{path} not found: the run has not been evaluated yet")
-        saved = Recipe.from_dict(json.loads((Path(run_dir) / "recipe.json").read_text()))
+        saved = run_recipe(run_dir)
         if saved.model != chosen.model:
             raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
         model = build_model(saved)

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from nets import zoo
 from nets.checkpoints import load_state_strict
-from nets.errors import NetsError
-from nets.train.recipes import Recipe
+from nets.errors import NetsError, first_line
+from nets.train.recipes import run_recipe
 
 __all__ = ["export", "half_state", "cpu_fps", "FPS_SIZE"]
 
@@ -71,11 +71,7 @@ def _run_chain(run_dir: Path) -> list[Path]:
     while True:
         if any(run_dir.resolve() == seen.resolve() for seen in chain):
             raise NetsError(f"run {run_dir} starts from itself")
-        try:
-            recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
-        except (OSError, ValueError) as exc:  # missing, unreadable or malformed recipe.json
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise NetsError(f"cannot read the recipe of run {run_dir}: {reason}") from None
+        recipe = run_recipe(run_dir)
         chain.insert(0, run_dir)
         if not recipe.init:
             return chain
@@ -87,8 +83,7 @@ def _best_step(run_dir: Path) -> int:
     try:
         return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
     except Exception as exc:  # missing, truncated or foreign files all end the same way
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise NetsError(f"cannot read the best weights of run {run_dir}: {reason}") from None
+        raise NetsError(f"cannot read the best weights of run {run_dir}: {first_line(exc)}") from None
 
 
 def _command_history(chain: list[Path]) -> str | None:
@@ -113,7 +108,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     for needed in ("recipe.json", "metrics.json", "best.pt"):
         if not (run_dir / needed).is_file():
             raise NetsError(f"{run_dir} is not a finished run: {needed} is missing (train it to the last step first)")
-    recipe = Recipe.from_dict(json.loads((run_dir / "recipe.json").read_text()))
+    recipe = run_recipe(run_dir)
     if recipe.model_kwargs:
         raise NetsError(f"run {run_dir} changed the model layout ({dict(recipe.model_kwargs)}); only the "
                         f"registered layout of {recipe.model!r} can be shipped")

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from nets import zoo
-from nets.errors import NetsError
+from nets.checkpoints import read_state_dict
+from nets.errors import NetsError, first_line
 from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
-from nets.train.recipes import Recipe
+from nets.train.recipes import Recipe, run_recipe
 
 __all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "RESUMABLE_CHANGES"]
 
@@ -128,7 +129,7 @@ class _Run:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:
-            raise NetsError(f"cannot read checkpoint {path}: {str(exc).strip().splitlines()[0]}") from None
+            raise NetsError(f"cannot read checkpoint {path}: {first_line(exc)}") from None
         _check_same_recipe(json.loads(state["recipe"]), self.recipe, path)
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
@@ -143,11 +144,10 @@ class _Run:
     def start_from(self, parent_dir: Path) -> None:
         """Load the best weights of the earlier run in ``parent_dir`` (same model and layout)."""
         try:
-            parent = Recipe.from_dict(json.loads((parent_dir / "recipe.json").read_text()))
-            weights = torch.load(parent_dir / "best.pt", map_location=self.device, weights_only=True)["model"]
-        except Exception as exc:  # missing, truncated or foreign files all end the same way
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise NetsError(f"cannot start from run {parent_dir}: {reason}") from None
+            parent = run_recipe(parent_dir)
+            weights = read_state_dict(parent_dir / "best.pt")
+        except NetsError as exc:
+            raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
         if (parent.model, dict(parent.model_kwargs)) != (self.recipe.model, dict(self.recipe.model_kwargs)):
             raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
                             f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)}")

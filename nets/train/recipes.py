@@ -4,15 +4,16 @@ default; ``recipe(name, gpu=True)`` applies the recipe's full-resolution GPU set
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nets import sizes
-from nets.errors import NetsError
+from nets.errors import NetsError, first_line
 
-__all__ = ["Recipe", "RECIPES", "recipe", "parse_size", "default_camvid_root"]
+__all__ = ["Recipe", "RECIPES", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
 
 OBJECTIVES = ("segment", "joint", "restore", "track")
 OPTIMISERS = ("adamw", "sgd")
@@ -85,6 +86,14 @@ class Recipe:
             raise NetsError(f"saved recipe has unknown fields: {', '.join(unknown)}")
         fixed = {k: tuple(v) if k in ("size", "eval_size") else v for k, v in values.items()}
         return cls(**fixed)
+
+
+def run_recipe(run_dir: str | Path) -> Recipe:
+    """The recipe a run folder was trained with (its ``recipe.json``)."""
+    try:
+        return Recipe.from_dict(json.loads((Path(run_dir) / "recipe.json").read_text()))
+    except (OSError, ValueError) as exc:  # missing, unreadable or malformed recipe.json
+        raise NetsError(f"cannot read the recipe of run {run_dir}: {first_line(exc)}") from None
 
 
 def parse_size(text: str) -> tuple[int, int]:
