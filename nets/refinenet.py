@@ -113,6 +113,11 @@ class RefineNet(ResNet):
         self.refine1 = RefineBlock((256, 256), 256, self.align_corners)
         self.clf_conv = conv3x3(256, num_classes, bias=True)
 
+    @property
+    def classifier(self) -> nn.Conv2d:
+        """The final conv that gives the class scores (its bias shifts each class's score)."""
+        return self.clf_conv
+
     def forward(self, x: Tensor) -> Tensor:
         size, x = prepare_input(x, self.stride, self.pad_mode)
         l1, l2, l3, l4 = (adapt(level) for adapt, level in zip(self.adapt, self.encode(x)))
@@ -151,6 +156,11 @@ class LWRefineNetResNet(ResNet):
         self.adapt_stage4_b2_joint_varout_dimred = conv1x1(256, 256)
         self.mflow_conv_g4_pool = light_crp(256)
         self.clf_conv = conv3x3(256, num_classes, bias=True)
+
+    @property
+    def classifier(self) -> nn.Conv2d:
+        """The final conv that gives the class scores (its bias shifts each class's score)."""
+        return self.clf_conv
 
     def _merge(self, skip: Tensor, dimred: nn.Module, adapt: nn.Module, coarser: Tensor) -> Tensor:
         """Reduce a skip level, adapt it, add the upsampled coarser path and ReLU."""
@@ -194,6 +204,11 @@ class LWRefineNetMobileNet(LayeredMobileNetV2):
         self.conv_adapt3 = conv1x1(d, d)
         self.conv_adapt2 = conv1x1(d, d)
         self.segm = conv3x3(d, num_classes, bias=True)
+
+    @property
+    def classifier(self) -> nn.Conv2d:
+        """The final conv that gives the class scores (its bias shifts each class's score)."""
+        return self.segm
 
     def decode(self, x: Tensor) -> Tensor:
         """Decoder features at stride 4 (after the finest CRP) for a padded batch."""

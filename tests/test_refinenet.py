@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from nets.backbones import resnet
 from nets.layers import LightCRP, max_pool5
+from nets.multitask import joint_refinenet
 from nets.refinenet import lw_refinenet_mobilenet, lw_refinenet_resnet, refinenet
 from nets.zoo import import_checkpoint
 
@@ -157,3 +158,31 @@ def test_max_pool5_trains_like_the_pooling_kernel():
     max_pool5(x).square().sum().backward()
     F.max_pool2d(reference, 5, 1, 2).square().sum().backward()
     torch.testing.assert_close(x.grad, reference.grad)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: refinenet(5, depth=18),
+        lambda: lw_refinenet_resnet(5, depth=18),
+        lambda: lw_refinenet_mobilenet(5, decoder_channels=32),
+        lambda: joint_refinenet(5, decoder_channels=32),
+    ],
+    ids=["refinenet-r18", "lw-r18", "lw-mbv2", "joint-mbv2"],
+)
+def test_classifier_bias_shifts_every_class_score_exactly(model):
+    """Training folds per-class offsets into ``classifier.bias``; that must move each class's
+    score by the same amount at every output pixel, whatever the upsampling and cropping."""
+    torch.manual_seed(0)
+    net = model().eval()
+    x = torch.randn(1, 3, 45, 61)
+    offsets = torch.tensor([0.5, -1.0, 2.0, 0.0, -0.25])
+    with torch.no_grad():
+        before = net(x)
+        net.classifier.bias += offsets
+        after = net(x)
+    if isinstance(before, tuple):
+        (before, depth_before), (after, depth_after) = before, after
+        assert torch.equal(depth_before, depth_after)
+    assert net.classifier.out_channels == 5
+    assert torch.allclose(after - before, offsets.view(1, 5, 1, 1).expand_as(before), atol=1e-5)

@@ -18,7 +18,7 @@ from nets.train.degrade import add_noise, downscale_bicubic, jpeg_roundtrip
 from nets.train.export import export
 from nets.zoo import sha256_of
 from nets.train.losses import balanced_logistic_loss, berhu_loss, siamfc_labels
-from nets.train.loop import train
+from nets.train.loop import build_model, train
 from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
 from nets.train.recipes import parse_size, recipe
 
@@ -219,6 +219,53 @@ def test_export_writes_fp16_weights_that_zoo_loads(tmp_path):
     assert all(torch.equal(model.state_dict()[k], best[k].half().float()) for k in best)
 
 
+def _prior_offsets(camvid: Path) -> torch.Tensor:
+    """log of the median-frequency class weights of the tiny train split (0 for absent classes)."""
+    labels = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in sorted((camvid / "train" / "labels").iterdir())]
+    weights = torch.from_numpy(class_weights(labels, method="median"))
+    return torch.where(weights > 0, weights.log(), torch.zeros_like(weights))
+
+
+def test_deployed_segmentation_scores_drop_the_class_weights_prior(tmp_path):
+    from nets.train.objectives import make_objective
+
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = _tiny_seg_recipe(camvid, steps=1)
+    objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "cache")
+    torch.manual_seed(0)
+    model = build_model(chosen).eval()
+    offsets = _prior_offsets(camvid)
+    assert offsets.abs().max() > 0.1  # the two classes of the tiny split have different frequencies
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        raw = model(x)
+        shipped = objective.deployed(model)(x)
+        assert torch.equal(model(x), raw)  # the trained model itself is left alone
+    assert torch.allclose(shipped, raw - offsets.view(1, -1, 1, 1), atol=1e-5)
+
+
+def test_exported_segmentation_weights_carry_the_prior_correction(tmp_path):
+    from nets.train.commands import eval_command
+
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = recipe("seg-camvid", camvid_root=str(camvid), size=(32, 32), eval_size=(64, 48), batch=2, steps=1,
+                    warmup=0, eval_every=0)
+    train(chosen, tmp_path / "run", log=lambda line: None)
+    # Scores 1.5 x the offsets everywhere: the trained net says the rare class, the deployed one
+    # (0.5 x) too, and one corrected twice (-0.5 x) would say the frequent class.
+    offsets = _prior_offsets(camvid)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    best["model"]["segm.weight"].zero_()
+    best["model"]["segm.bias"] = 1.5 * offsets
+    torch.save(best, tmp_path / "run" / "best.pt")
+    entry = export(tmp_path / "run", tmp_path / "weights", fps_frames=1)
+    model, _ = zoo.load(chosen.model, tmp_path / "weights")
+    assert torch.equal(model.classifier.bias.detach(), (0.5 * offsets).half().float())
+    from_run = eval_command(chosen, str(tmp_path / "run"), None, "cpu")
+    shipped = eval_command(chosen, None, str(tmp_path / "weights"), "cpu")
+    assert shipped == pytest.approx(from_run) and from_run["miou"] > 0
+
+
 def _tiny_denoise_recipe(camvid: Path, steps: int, **changes):
     settings = {"size": (16, 16), **changes}
     return recipe("rednet-denoise", camvid_root=str(camvid), batch=2, steps=steps,
@@ -353,7 +400,6 @@ def _restoration_objective(name: str, camvid: Path):
 def test_sr_evaluation_adds_metrics_on_the_bundled_photos(tmp_path, monkeypatch):
     from nets.train.degrade import crop_to_multiple, upscale_bicubic
     from nets.train.evaluate import evaluate_restoration, restore_image
-    from nets.train.loop import build_model
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, size=shape, dtype=np.uint8) for shape in ((21, 30, 3), (16, 17, 3))]
@@ -375,7 +421,6 @@ def test_sr_evaluation_adds_metrics_on_the_bundled_photos(tmp_path, monkeypatch)
 
 
 def test_sr_evaluation_without_scikit_image_warns_and_leaves_the_photo_metrics_out(tmp_path, monkeypatch):
-    from nets.train.loop import build_model
 
     monkeypatch.setattr("nets.train.photos.find_spec", lambda name: None)
     objective, chosen = _restoration_objective("rednet-sr2", write_tiny_camvid(tmp_path / "camvid", train=1))
@@ -386,7 +431,6 @@ def test_sr_evaluation_without_scikit_image_warns_and_leaves_the_photo_metrics_o
 
 def test_jpeg_evaluation_adds_quality_10_metrics(tmp_path):
     from nets.train.evaluate import restore_image
-    from nets.train.loop import build_model
 
     objective, chosen = _restoration_objective("rednet-jpeg", write_tiny_camvid(tmp_path / "camvid", train=1))
     model = build_model(chosen)
@@ -404,7 +448,6 @@ def test_jpeg_evaluation_adds_quality_10_metrics(tmp_path):
 
 
 def test_finishing_a_run_again_re_evaluates_its_best_weights(tmp_path):
-    from nets.train.loop import build_model
     from nets.train.objectives import make_objective
 
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
@@ -420,7 +463,7 @@ def test_finishing_a_run_again_re_evaluates_its_best_weights(tmp_path):
     model.load_state_dict(initial)
     objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), run / "cache")
     assert record["best_step"] == 1 and 0 <= record["metrics"]["miou"] <= 1
-    assert record["metrics"] == pytest.approx(objective.evaluate(model))
+    assert record["metrics"] == pytest.approx(objective.evaluate(objective.deployed(model)))
     assert record["final_metrics"] == pytest.approx(first["final_metrics"])
 
 
@@ -483,7 +526,6 @@ def test_blur_keeps_flat_images_and_spreads_edges_along_the_motion():
 def test_deblur_recipe_trains_and_scores_against_blur_and_unsharp_masking(tmp_path):
     from nets.train.degrade import blur, random_blur_kernel
     from nets.train.evaluate import restore_image, unsharp_mask
-    from nets.train.loop import build_model
 
     objective, chosen = _restoration_objective("rednet-deblur", write_tiny_camvid(tmp_path / "camvid", train=1))
     assert zoo.spec(chosen.model).kwargs["mode"] == "deblur"

@@ -42,8 +42,8 @@ def train_command(chosen: Recipe, run_dir: str, device: str | None, workers: int
 
 
 def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> dict[str, float]:
-    """Held-out metrics of a run's best weights (``run_dir``) or of the shipped weights in
-    ``weights_dir`` (with neither, the weights in nets/weights)."""
+    """Held-out metrics of a run's best weights (``run_dir``, deployed as export would ship them)
+    or of the shipped weights in ``weights_dir`` (with neither, the weights in nets/weights)."""
     if run_dir and weights_dir:
         raise NetsError("give a run folder or a weights folder, not both")
     target = pick_device(device)
@@ -60,4 +60,5 @@ def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, d
         model, _ = zoo.load(chosen.model, weights_dir)
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
     objective = make_objective(chosen, zoo.spec(chosen.model), target, cache)
-    return objective.evaluate(model.to(target))
+    model = model.to(target)
+    return objective.evaluate(objective.deployed(model) if run_dir else model)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from nets import zoo
 from nets.checkpoints import load_state_strict
 from nets.errors import NetsError, first_line
+from nets.train.objectives import make_objective
 from nets.train.recipes import run_recipe
 
 __all__ = ["export", "half_state", "cpu_fps", "FPS_SIZE"]
@@ -99,8 +100,9 @@ def _command_history(chain: list[Path]) -> str | None:
 
 def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frames: int = 5,
            export_command: str | None = None) -> dict[str, Any]:
-    """Write the best weights of a finished run as ``<model>.pt`` (fp16 state_dict) in
-    ``weights_dir`` (default ``nets/weights``) and record them in its manifest; returns the entry.
+    """Write the best weights of a finished run, as its objective deploys them, as ``<model>.pt``
+    (fp16 state_dict) in ``weights_dir`` (default ``nets/weights``) and record them in its
+    manifest; returns the entry.
     For a run that started from earlier runs, ``steps`` and ``best_step`` also count the steps of
     the earlier weights it received, and ``command`` holds the earlier runs' commands first."""
     run_dir = Path(run_dir)
@@ -116,12 +118,15 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     chain = _run_chain(run_dir)
     earlier_steps = sum(_best_step(parent) for parent in chain[:-1])
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    model_spec = zoo.spec(recipe.model)
+    trained = zoo.build(recipe.model)
+    load_state_strict(trained, best["model"], run_dir / "best.pt")
+    objective = make_objective(recipe, model_spec, torch.device("cpu"), run_dir / "cache")
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{recipe.model}.pt"
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    torch.save(half_state(best["model"]), partial)
+    torch.save(half_state(objective.deployed(trained).state_dict()), partial)
     partial.replace(target)
-    model_spec = zoo.spec(recipe.model)
     model = zoo.build(recipe.model)
     load_state_strict(model, torch.load(target, map_location="cpu", weights_only=True), target)
     entry = {

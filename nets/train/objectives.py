@@ -3,6 +3,7 @@ evaluation on held-out data (higher ``score`` is better for every objective)."""
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from functools import cached_property
 from pathlib import Path
@@ -62,7 +63,11 @@ class Objective(ABC):
 
     @abstractmethod
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Held-out metrics, including ``self.score``."""
+        """Held-out metrics of ``model`` as shipped (see ``deployed``), including ``self.score``."""
+
+    def deployed(self, model: nn.Module) -> nn.Module:
+        """The trained ``model`` as it is shipped and evaluated; the same model by default."""
+        return model
 
     def batches(self) -> StepBatches:
         """The run's reproducible per-step batches (the training split is loaded first, once,
@@ -72,7 +77,8 @@ class Objective(ABC):
 
 
 class SegmentationObjective(Objective):
-    """CamVid segmentation: class-balanced cross-entropy, void ignored; scored by val mIoU."""
+    """CamVid segmentation: class-balanced cross-entropy, void ignored; scored by val mIoU of the
+    deployed model, whose class scores no longer carry the loss's class weights."""
 
     def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
         super().__init__(recipe, model_spec, device, cache_dir)
@@ -83,6 +89,22 @@ class SegmentationObjective(Objective):
     def class_weights(self) -> Tensor:
         method = self.options.get("class_weighting", "median")
         return torch.from_numpy(class_weights(self.train_split.labels, method=method)).to(self.device)
+
+    @cached_property
+    def score_offsets(self) -> Tensor:
+        """log of each class's loss weight (0 for a class absent from training). Weighting the
+        loss by w_c teaches the net scores of log(w_c p(c|x)) + const, which favour rare classes
+        beyond their real odds; subtracting these offsets gives back log p(c|x) + const."""
+        weights = self.class_weights
+        return torch.where(weights > 0, weights.log(), torch.zeros_like(weights))
+
+    def deployed(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model`` with ``score_offsets`` subtracted from its classifier's bias (exact,
+        as the scores are only resized linearly after that conv)."""
+        shipped = copy.deepcopy(model)
+        with torch.no_grad():
+            shipped.classifier.bias -= self.score_offsets.to(shipped.classifier.bias)
+        return shipped
 
     def camvid_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         i = int(rng.integers(len(self.train_split)))
