@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from nets.errors import NetsError
+from nets.resizing import run_at_size
 from nets.sizes import parse_size
 
 from .errors import DenseStreamError, ModelError
@@ -109,21 +110,6 @@ def _infer_size(choice: str | tuple[int, int], spec) -> InferSize:
     if choice == "auto":
         return InferSize(max_height=spec.eval_size[1]) if spec.eval_size else InferSize()
     return InferSize(fixed=tuple(choice))
-
-
-def run_at_size(model: torch.nn.Module, inputs: torch.Tensor, size: tuple[int, int] | None):
-    """``model(inputs)`` with ``inputs`` resized to ``size`` (width, height) when given, and each
-    output tensor (or each of a tuple) resized back to the inputs' height and width, bilinearly."""
-    height, width = inputs.shape[-2:]
-    if size is None or tuple(size) == (width, height):
-        return model(inputs)
-    outputs = model(F.interpolate(inputs, size=(size[1], size[0]), mode="bilinear", align_corners=False,
-                                  antialias=True))
-
-    def back(tensor: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)
-
-    return tuple(back(t) for t in outputs) if isinstance(outputs, tuple) else back(outputs)
 
 
 class _ModelTask(Task):

@@ -7,7 +7,8 @@ import torch
 from nets import zoo
 from stream.errors import DenseStreamError, ModelError
 from stream.refinement import Refinement
-from stream.tasks import CombinedTask, InferSize, build_task, parse_infer_size, run_at_size
+from nets.resizing import run_at_size
+from stream.tasks import CombinedTask, InferSize, build_task, parse_infer_size
 
 
 def frames(n=2, h=37, w=45, seed=0):

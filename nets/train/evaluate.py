@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nets import zoo
 from nets.errors import NetsError
+from nets.resizing import run_at_size
 from nets.train.data import CAMVID_CLASSES, CamVidSplit
 from nets.train.degrade import (add_noise, blur, crop_to_multiple, downscale_bicubic, jpeg_roundtrip,
                                 random_blur_kernel, upscale_bicubic)
@@ -47,18 +48,12 @@ def _image_batch(image: np.ndarray, device: torch.device) -> Tensor:
 
 def predict_at(model: nn.Module, image: np.ndarray, size: tuple[int, int], normalise: Normaliser,
                device: torch.device) -> tuple[Tensor, Tensor | None]:
-    """Run a segmentation (or joint) model on an RGB frame resized to ``size`` (width, height);
-    returns logits (and depth, for joint models) resized back to the frame's size."""
-    batch = _image_batch(image, device)
-    original = batch.shape[-2:]
-    if tuple(size) != (original[1], original[0]):
-        batch = F.interpolate(batch, size=(size[1], size[0]), mode="bilinear", align_corners=False)
-    output = model(normalise(batch))
+    """Run a segmentation (or joint) model on an RGB frame resized to ``size`` (width, height) as
+    the product does (``run_at_size``); returns float logits (and depth, for joint models) at the
+    frame's size."""
+    output = run_at_size(model, normalise(_image_batch(image, device)), size)
     logits, depth = output if isinstance(output, tuple) else (output, None)
-    logits = F.interpolate(logits.float(), size=original, mode="bilinear", align_corners=False)
-    if depth is not None:
-        depth = F.interpolate(depth.float(), size=original, mode="bilinear", align_corners=False)
-    return logits, depth
+    return logits.float(), None if depth is None else depth.float()
 
 
 @torch.inference_mode()
