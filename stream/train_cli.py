@@ -30,6 +30,8 @@ def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seed", type=int, default=None, help="Random seed (initialisation and batches)."),
         click.option("--camvid", default=None, help="CamVid root with train/ and val/."),
         click.option("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when present)."),
+        click.option("--option", "options", multiple=True, metavar="KEY=JSON",
+                     help="Set one of the recipe's options, e.g. 'quality=[10, 30]' (repeatable)."),
     )
     for option in reversed(options):
         command = option(command)
@@ -45,11 +47,12 @@ def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--minutes", type=float, default=None, help="Stop after this many minutes; run again to continue.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy CPU).")
 def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, lr: float | None,
-          seed: int | None, camvid: str | None, device: str | None, run_dir: str, init_run: str | None,
-          workers: int | None, until: int | None, minutes: float | None, threads: int | None) -> None:
+          seed: int | None, camvid: str | None, device: str | None, options: tuple[str, ...], run_dir: str,
+          init_run: str | None, workers: int | None, until: int | None, minutes: float | None,
+          threads: int | None) -> None:
     """Train (or resume) the default model of RECIPE in a run folder."""
     try:
-        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run)
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run, options)
         result = train_command(chosen, run_dir, device, workers, until, minutes, threads,
                                shlex.join(["densestream", *sys.argv[1:]]), lambda line: click.echo(line, err=True))
     except NetsError as exc:
@@ -63,10 +66,11 @@ def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: in
 @click.option("--run", "run_dir", default=None, help="Run folder whose best weights to evaluate.")
 @click.option("--weights-dir", default=None, help="Weights folder with manifest.json (default nets/weights).")
 def evaluate(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, lr: float | None,
-             seed: int | None, camvid: str | None, device: str | None, run_dir: str | None, weights_dir: str | None) -> None:
+             seed: int | None, camvid: str | None, device: str | None, options: tuple[str, ...], run_dir: str | None,
+             weights_dir: str | None) -> None:
     """Evaluate a run's best weights, or the shipped weights, on RECIPE's held-out data."""
     try:
-        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr)
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, options=options)
         metrics = eval_command(chosen, run_dir, weights_dir, device)
     except NetsError as exc:
         raise click.ClickException(str(exc)) from None

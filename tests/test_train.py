@@ -266,6 +266,25 @@ def test_exported_segmentation_weights_carry_the_prior_correction(tmp_path):
     assert shipped == pytest.approx(from_run) and from_run["miou"] > 0
 
 
+def test_source_scale_shrinks_the_frame_before_cutting_the_clean_patch(tmp_path):
+    from nets.train.objectives import make_objective
+
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=1, val=1, size=(48, 48))
+    chosen = recipe("rednet-sr2", camvid_root=str(camvid), size=(24, 24),
+                    options={**recipe("rednet-sr2").options, "source_scale": (0.5, 0.5)})
+    objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "cache")
+    shrunk = cv2.resize(objective.train_split.images[0], (24, 24), interpolation=cv2.INTER_AREA)
+    views = [np.rot90(shrunk, k) for k in range(4)]
+    views += [view[:, ::-1] for view in views]
+    for seed in range(4):
+        sample = objective.sample(np.random.default_rng(seed), 0)
+        assert any(np.array_equal(sample["target"], view) for view in views)
+        assert sample["input"].shape == (12, 12, 3)
+    tiny = dataclasses.replace(chosen, options={**chosen.options, "source_scale": (0.1, 0.1)})
+    objective = make_objective(tiny, zoo.spec(tiny.model), torch.device("cpu"), tmp_path / "cache")
+    assert objective.sample(np.random.default_rng(0), 0)["target"].shape == (24, 24, 3)  # never below the patch
+
+
 def _tiny_denoise_recipe(camvid: Path, steps: int, **changes):
     settings = {"size": (16, 16), **changes}
     return recipe("rednet-denoise", camvid_root=str(camvid), batch=2, steps=steps,
@@ -348,6 +367,26 @@ def test_command_line_overrides_reach_the_recipe():
     assert make_recipe("rednet-jpeg").lr == recipe("rednet-jpeg").lr
     with pytest.raises(NetsError, match="lr must be positive"):
         make_recipe("rednet-jpeg", lr=0.0)
+
+
+def test_option_flags_set_recipe_options_and_reject_unknown_keys(tmp_path, capsys):
+    from click.testing import CliRunner
+
+    from nets.train.__main__ import main as module_main
+    from nets.train.commands import make_recipe
+    from stream.train_cli import train as train_cmd
+
+    chosen = make_recipe("rednet-jpeg", gpu=True, options=["quality=[10, 30]", "eval_quality=10"])
+    assert chosen.options == {**recipe("rednet-jpeg", gpu=True).options, "quality": [10, 30], "eval_quality": 10}
+    assert make_recipe("rednet-sr2", options=["source_scale=[0.5, 1.0]"]).options["source_scale"] == [0.5, 1.0]
+    with pytest.raises(NetsError, match="KEY one of"):
+        make_recipe("seg-camvid", options=["source_scale=[0.5, 1.0]"])  # only restoration reads it
+    with pytest.raises(NetsError, match="not a JSON value"):
+        make_recipe("rednet-jpeg", options=["quality=[10, 30"])
+    assert module_main(["train", "rednet-jpeg", "--run", str(tmp_path), "--option", "qualty=[10, 30]"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    result = CliRunner().invoke(train_cmd, ["rednet-jpeg", "--run", str(tmp_path), "--option", "quality"])
+    assert result.exit_code == 1 and "KEY=VALUE" in result.output
 
 
 def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):

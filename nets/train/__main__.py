@@ -23,6 +23,8 @@ def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (initialisation and batches)")
     parser.add_argument("--camvid", help="CamVid root with train/ and val/ (default ../shared/data/camvid)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                        help="set one of the recipe's options, e.g. 'quality=[10, 30]' (repeatable)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line)
         else:
             chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed,
-                                  args.lr, getattr(args, "init", None))
+                                  args.lr, getattr(args, "init", None), args.option)
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))

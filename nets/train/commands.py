@@ -3,8 +3,9 @@ the ``densestream train|eval`` click commands."""
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,16 @@ from nets import zoo
 from nets.errors import NetsError
 from nets.train.loop import build_model, pick_device, train
 from nets.train.objectives import make_objective
-from nets.train.recipes import Recipe, parse_size, recipe, run_recipe
+from nets.train.recipes import OPTIONAL_OPTIONS, Recipe, parse_size, recipe, run_recipe
 
 __all__ = ["make_recipe", "train_command", "eval_command"]
 
 
 def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
                 batch: int | None = None, camvid: str | None = None, seed: int | None = None,
-                lr: float | None = None, init: str | None = None) -> Recipe:
-    """A registered recipe with the command-line overrides applied (None keeps the recipe's value)."""
+                lr: float | None = None, init: str | None = None, options: Sequence[str] = ()) -> Recipe:
+    """A registered recipe with the command-line overrides applied (None keeps the recipe's value);
+    each of ``options`` is ``KEY=JSON`` and replaces or adds one of the objective's options."""
     overrides: dict[str, Any] = {}
     if size is not None:
         overrides["size"] = parse_size(size)
@@ -30,7 +32,25 @@ def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: in
                        ("lr", lr), ("init", init)):
         if value is not None:
             overrides[key] = value
-    return recipe(name, gpu=gpu, **overrides)
+    chosen = recipe(name, gpu=gpu, **overrides)
+    if options:
+        chosen = recipe(name, gpu=gpu, **overrides, options={**chosen.options, **_parse_options(chosen, options)})
+    return chosen
+
+
+def _parse_options(chosen: Recipe, options: Sequence[str]) -> dict[str, Any]:
+    """``KEY=JSON`` texts as a dict, for keys the recipe has or its objective accepts."""
+    allowed = set(chosen.options) | set(OPTIONAL_OPTIONS.get(chosen.objective, ()))
+    parsed = {}
+    for text in options:
+        key, sep, value = text.partition("=")
+        if not sep or key not in allowed:
+            raise NetsError(f"--option must be KEY=VALUE with KEY one of {', '.join(sorted(allowed))}; got {text!r}")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            raise NetsError(f"--option {key}: {value!r} is not a JSON value (e.g. 3, 0.5 or [10, 30])") from None
+    return parsed
 
 
 def train_command(chosen: Recipe, run_dir: str, device: str | None, workers: int | None, until: int | None,

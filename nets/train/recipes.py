@@ -13,9 +13,10 @@ from typing import Any
 from nets import sizes
 from nets.errors import NetsError, first_line
 
-__all__ = ["Recipe", "RECIPES", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
+__all__ = ["Recipe", "RECIPES", "OPTIONAL_OPTIONS", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
 
 OBJECTIVES = ("segment", "joint", "restore", "track")
+OPTIONAL_OPTIONS = {"restore": ("source_scale",)}  # options an objective reads only when present
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 
