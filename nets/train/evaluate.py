@@ -9,7 +9,6 @@ import time
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nets import zoo
