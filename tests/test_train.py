@@ -420,6 +420,19 @@ def test_bundled_photos_are_rgb_uint8_colour_photographs():
     assert red > blue  # RGB order: the red-brown coffee scene, not OpenCV's BGR
 
 
+def test_sharp_grey_images_are_the_grey_photographs_as_rgb():
+    import importlib.util
+
+    if importlib.util.find_spec("skimage") is None:
+        pytest.skip("scikit-image is not installed (pip install -e '.[train]')")
+    from nets.train.photos import SHARP_GREY, bundled_photos, sharp_grey_images
+
+    images = dict(sharp_grey_images())
+    assert tuple(images) == SHARP_GREY and not set(images) & {name for name, _ in bundled_photos()}
+    assert images["camera.png"].shape == (512, 512, 3) and images["camera.png"].dtype == np.uint8
+    assert all(np.array_equal(image[..., 0], image[..., 2]) for image in images.values())
+
+
 def test_bundled_photos_without_scikit_image_name_the_install_command(monkeypatch):
     from nets.train.photos import bundled_photos
 
@@ -442,11 +455,16 @@ def test_sr_evaluation_adds_metrics_on_the_bundled_photos(tmp_path, monkeypatch)
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, size=shape, dtype=np.uint8) for shape in ((21, 30, 3), (16, 17, 3))]
+    sharp = [np.repeat(rng.integers(0, 256, size=(18, 24, 1), dtype=np.uint8), 3, axis=2)]
     monkeypatch.setattr("nets.train.objectives.bundled_photos", lambda: [("a.png", photos[0]), ("b.png", photos[1])])
+    monkeypatch.setattr("nets.train.objectives.sharp_grey_images", lambda: [("c.png", sharp[0])])
     objective, chosen = _restoration_objective("rednet-sr2", write_tiny_camvid(tmp_path / "camvid", train=1))
     model = build_model(chosen)
     metrics = objective.evaluate(model)
     with torch.inference_mode():
+        sharp_only = evaluate_restoration(model, sharp, "sr", 2.0, torch.device("cpu"))
+        assert metrics["sharp_gain_db"] == pytest.approx(sharp_only["gain_db"])
+        assert metrics["sharp_psnr"] == pytest.approx(sharp_only["psnr"]) != pytest.approx(metrics["photos_psnr"])
         references = [crop_to_multiple(photo, 2) for photo in photos]
         lows = [downscale_bicubic(reference, 2) for reference in references]
         ours = np.mean([psnr_y(restore_image(model, low, torch.device("cpu")), ref, 2)
@@ -463,7 +481,7 @@ def test_sr_evaluation_without_scikit_image_warns_and_leaves_the_photo_metrics_o
 
     monkeypatch.setattr("nets.train.photos.find_spec", lambda name: None)
     objective, chosen = _restoration_objective("rednet-sr2", write_tiny_camvid(tmp_path / "camvid", train=1))
-    with pytest.warns(UserWarning, match="pip install scikit-image"):
+    with pytest.warns(UserWarning, match="sharp_\\* metrics left out.*pip install scikit-image"):
         metrics = objective.evaluate(build_model(chosen))
     assert set(metrics) == {"psnr", "baseline_psnr", "gain_db"}
 

@@ -22,7 +22,7 @@ from nets.train.degrade import add_noise, blur, downscale_bicubic, jpeg_roundtri
 from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoration, evaluate_segmentation,
                                  evaluate_tracking, road_depth_profile)
 from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
-from nets.train.photos import bundled_photos
+from nets.train.photos import bundled_photos, sharp_grey_images
 from nets.train.recipes import Recipe
 from nets.train.sequences import track_sequences
 from nets.world import SKY_DEPTH
@@ -179,7 +179,7 @@ class JointObjective(SegmentationObjective):
 
 class RestorationObjective(Objective):
     """RED-Net restoration on random CamVid train patches: MSE to the clean patch; scored by
-    PSNR on CamVid val frames (the classical baseline's PSNR and held-out extras are reported
+    PSNR on CamVid val frames (the classical baseline's PSNR and the extra sets are reported
     beside it). With the option ``source_scale`` (low, high), each frame is first shrunk by a
     factor drawn from that range (area averaging, never below the patch size), which gives
     clean patches with more detail per pixel."""
@@ -220,20 +220,23 @@ class RestorationObjective(Objective):
         return F.mse_loss(model(batch["input"]), batch["target"])
 
     @cached_property
-    def photos(self) -> list[np.ndarray]:
-        """scikit-image's bundled photographs; empty, with one warning that says why, without it."""
+    def bundled_sets(self) -> dict[str, list[np.ndarray]]:
+        """scikit-image's held-out colour photographs (``photos``) and sharp grey images
+        (``sharp``); empty, with one warning that says why, without the package."""
         try:
-            return [image for _, image in bundled_photos()]
+            return {"photos": [image for _, image in bundled_photos()],
+                    "sharp": [image for _, image in sharp_grey_images()]}
         except NetsError as exc:
-            warnings.warn(f"photos_* metrics left out: {exc}")
-            return []
+            warnings.warn(f"photos_* and sharp_* metrics left out: {exc}")
+            return {}
 
-    def held_out_extras(self, images: list[np.ndarray]) -> dict[str, tuple[list[np.ndarray], float]]:
+    def extra_sets(self, images: list[np.ndarray]) -> dict[str, tuple[list[np.ndarray], float]]:
         """Extra sets reported beside the score, never used to pick ``best.pt``: for ``sr`` the
-        bundled photographs (``photos_*``), for ``jpeg`` the same val frames at quality 10 (``q10_*``)."""
+        held-out photographs (``photos_*``) and the sharp grey images (``sharp_*``, the validation
+        set for choices of training data), for ``jpeg`` the same val frames at quality 10 (``q10_*``)."""
         kind = self.options["degradation"]
-        if kind == "sr" and self.photos:
-            return {"photos": (self.photos, float(self.options["scale"]))}
+        if kind == "sr":
+            return {name: (chosen, float(self.options["scale"])) for name, chosen in self.bundled_sets.items()}
         if kind == "jpeg":
             return {"q10": (images, 10.0)}
         return {}
@@ -243,7 +246,7 @@ class RestorationObjective(Objective):
         setting = {"noise": "eval_sigma", "sr": "scale", "jpeg": "eval_quality", "blur": "eval_noise_sigma"}[kind]
         images = self.val_split.images[:int(self.options["eval_images"])]
         return evaluate_restoration(model, images, kind, float(self.options[setting]), self.device,
-                                    extras=self.held_out_extras(images))
+                                    extras=self.extra_sets(images))
 
 
 class TrackingObjective(Objective):
