@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from nets import zoo
+from nets.checkpoints import read_state_dict
 from nets.errors import NetsError
 from nets.train.loop import build_model, pick_device, train
 from nets.train.objectives import make_objective
@@ -75,7 +75,7 @@ def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, d
         if saved.model != chosen.model:
             raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
         model = build_model(saved)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(read_state_dict(path))
     else:
         model, _ = zoo.load(chosen.model, weights_dir)
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from nets import zoo
-from nets.checkpoints import load_state_strict
+from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError, first_line
 from nets.train.objectives import make_objective
 from nets.train.recipes import run_recipe
@@ -117,10 +117,9 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     record = json.loads((run_dir / "metrics.json").read_text())
     chain = _run_chain(run_dir)
     earlier_steps = sum(_best_step(parent) for parent in chain[:-1])
-    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     model_spec = zoo.spec(recipe.model)
     trained = zoo.build(recipe.model)
-    load_state_strict(trained, best["model"], run_dir / "best.pt")
+    load_state_strict(trained, read_state_dict(run_dir / "best.pt"), run_dir / "best.pt")
     objective = make_objective(recipe, model_spec, torch.device("cpu"), run_dir / "cache")
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{recipe.model}.pt"
