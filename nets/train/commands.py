@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-
 from nets import zoo
 from nets.checkpoints import read_state_dict
 from nets.errors import NetsError
