@@ -94,6 +94,46 @@ def skip_pairs(half: int) -> list[tuple[int, int]]:
     return [(e, half - 2 - e) for e in range(1, half - 1, 2)]
 
 
+def deepened(shallow: RedNet, depth: int) -> RedNet:
+    """A deeper RED-Net that computes exactly what ``shallow`` computes, to train on from there.
+
+    The new layers go in at the bottleneck, where every value is non-negative (after ReLU): new
+    encoder layers copy their input (centre-tap identity kernels), and each new decoder layer
+    copies it too, or, where an encoder skip now lands, outputs zero so that the skip (which
+    carries the same bottleneck value) passes it on. The outer layers keep their weights and
+    their skips, which the symmetric pairing moves along with them.
+    """
+    if depth <= shallow.depth or depth % 2:
+        raise ValueError(f"deepened needs an even depth above {shallow.depth}, got {depth}")
+    width = shallow.encoder[-1].out_channels
+    deep = RedNet(depth, width, shallow.mode, shallow.scale, shallow.in_channels)
+    added = (depth - shallow.depth) // 2
+    old_half = shallow.depth // 2
+    with torch.no_grad():
+        for i, conv in enumerate(deep.encoder):
+            if i < old_half:
+                conv.load_state_dict(shallow.encoder[i].state_dict())
+            else:
+                _set_identity(conv, width)
+        for i, deconv in enumerate(deep.decoder):
+            if i >= added:
+                deconv.load_state_dict(shallow.decoder[i - added].state_dict())
+            elif i in deep.skip_into:
+                deconv.weight.zero_()
+                deconv.bias.zero_()
+            else:
+                _set_identity(deconv, width)
+    return deep
+
+
+def _set_identity(layer: nn.Conv2d | nn.ConvTranspose2d, width: int) -> None:
+    """Make a width-to-width 3x3 (transposed) convolution with padding 1 copy its input."""
+    layer.weight.zero_()
+    layer.bias.zero_()
+    for channel in range(width):
+        layer.weight[channel, channel, 1, 1] = 1.0
+
+
 def self_ensemble(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Average ``model`` over the 8 flips/rotations of ``x``, each mapped back before averaging."""
     if x.dim() != 4:

@@ -1,4 +1,4 @@
-"""RED-Net: output sizes per mode, skip structure, global residual and self-ensemble."""
+"""RED-Net: output sizes per mode, skip structure, global residual, self-ensemble and deepening."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from nets.rednet import RedNet, self_ensemble
+from nets.rednet import RedNet, deepened, self_ensemble
 
 
 class CountAdds(TorchDispatchMode):
@@ -172,3 +172,43 @@ def test_bad_configuration_raises(kwargs, message):
 def test_bad_input_raises(x):
     with pytest.raises(ValueError, match="RED-Net expects"):
         RedNet(depth=4, width=4)(x)
+
+
+def _scrambled(net: RedNet) -> RedNet:
+    """``net`` with every weight and bias random (a fresh net's last layers are far from zero)."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return net
+
+
+@pytest.mark.parametrize("depth, deeper, mode, scale", [(10, 20, "jpeg", 1), (10, 14, "sr", 2), (4, 6, "denoise", 1),
+                                                       (8, 10, "deblur", 1), (6, 12, "sr", 4)])
+def test_deepened_net_computes_the_same_output(depth, deeper, mode, scale):
+    shallow = _scrambled(RedNet(depth, 6, mode, scale))
+    deep = deepened(shallow, deeper)
+    assert (deep.depth, deep.mode, deep.scale, len(deep.encoder)) == (deeper, mode, scale, deeper // 2)
+    x = torch.rand(2, 3, 13, 17)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), shallow(x), rtol=0, atol=1e-6)
+
+
+def test_deepened_net_keeps_the_outer_layers_and_learns_in_the_new_ones():
+    shallow = _scrambled(RedNet(6, 4, "jpeg"))
+    deep = deepened(shallow, 10)
+    assert torch.equal(deep.encoder[0].weight, shallow.encoder[0].weight)
+    assert torch.equal(deep.decoder[-1].weight, shallow.decoder[-1].weight)
+    optimiser = torch.optim.SGD(deep.parameters(), lr=0.1)
+    x = torch.rand(1, 3, 12, 12)
+    for _ in range(2):  # a layer behind a zeroed one gets its first gradient on the second step
+        optimiser.zero_grad()
+        deep(x).square().mean().backward()
+        optimiser.step()
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in (*deep.encoder[3:], *deep.decoder[:2]))
+
+
+@pytest.mark.parametrize("deeper", [10, 8, 13])
+def test_deepening_to_no_more_or_an_odd_depth_raises(deeper):
+    with pytest.raises(ValueError, match="even depth above 10"):
+        deepened(RedNet(10, 4, "jpeg"), deeper)

@@ -328,6 +328,24 @@ def test_starting_from_a_missing_or_different_run_is_one_clear_error(tmp_path):
         train(other, tmp_path / "b", log=lambda line: None)
 
 
+def test_a_deeper_red_net_starts_from_a_shallower_run_with_the_same_output(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    shallow_recipe = _tiny_denoise_recipe(camvid, 1, model_kwargs={"depth": 4, "width": 4})
+    train(shallow_recipe, tmp_path / "shallow", log=lambda line: None)
+    deeper = _tiny_denoise_recipe(camvid, 1, init=str(tmp_path / "shallow"), model_kwargs={"depth": 8, "width": 4})
+    train(deeper, tmp_path / "deep", until=0, log=lambda line: None)
+    shallow, deep = build_model(shallow_recipe), build_model(deeper)
+    shallow.load_state_dict(torch.load(tmp_path / "shallow" / "best.pt", weights_only=True)["model"])
+    deep.load_state_dict(torch.load(tmp_path / "deep" / "last.pt", weights_only=True)["model"])
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(x), shallow(x), rtol=0, atol=1e-6)
+    for changed in ({"depth": 8, "width": 6}, {"depth": 4, "width": 4, "mode": "jpeg"}):
+        other = _tiny_denoise_recipe(camvid, 1, init=str(tmp_path / "shallow"), model_kwargs=changed)
+        with pytest.raises(NetsError, match="or a shallower RED-Net of it"):
+            train(other, tmp_path / "other", log=lambda line: None)
+
+
 def test_runs_saved_before_a_recipe_field_existed_still_resume(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     chosen = _tiny_denoise_recipe(camvid, 2)

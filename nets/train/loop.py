@@ -24,6 +24,7 @@ from torch import nn
 from nets import zoo
 from nets.checkpoints import read_state_dict
 from nets.errors import NetsError, first_line
+from nets.rednet import RedNet, deepened
 from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import Recipe, run_recipe
@@ -142,16 +143,22 @@ class _Run:
         return True
 
     def start_from(self, parent_dir: Path) -> None:
-        """Load the best weights of the earlier run in ``parent_dir`` (same model and layout)."""
+        """Load the best weights of the earlier run in ``parent_dir``: the same model and layout,
+        or a shallower RED-Net of the same kind, deepened so that it computes the same output."""
         try:
             parent = run_recipe(parent_dir)
             weights = read_state_dict(parent_dir / "best.pt")
         except NetsError as exc:
             raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
-        if (parent.model, dict(parent.model_kwargs)) != (self.recipe.model, dict(self.recipe.model_kwargs)):
+        if (parent.model, dict(parent.model_kwargs)) == (self.recipe.model, dict(self.recipe.model_kwargs)):
+            self.model.load_state_dict(weights)
+            return
+        shallow = build_model(parent)
+        shallow.load_state_dict(weights)
+        if not _can_deepen(shallow, self.model):
             raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
-                            f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)}")
-        self.model.load_state_dict(weights)
+                            f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)} or a shallower RED-Net of it")
+        self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
         metrics = objective.evaluate(objective.deployed(self.model))
@@ -163,6 +170,14 @@ class _Run:
             _save_atomic({"model": self.model.state_dict(), "step": self.step, "metrics": metrics},
                          self.run_dir / "best.pt")
         return metrics
+
+
+def _can_deepen(shallow: nn.Module, deep: nn.Module) -> bool:
+    """Whether ``deep`` is ``shallow`` (a RED-Net) with more layers and nothing else changed."""
+    if not (isinstance(shallow, RedNet) and isinstance(deep, RedNet)):
+        return False
+    kind = (shallow.mode, shallow.scale, shallow.in_channels, shallow.encoder[-1].out_channels)
+    return kind == (deep.mode, deep.scale, deep.in_channels, deep.encoder[-1].out_channels) and shallow.depth < deep.depth
 
 
 def _progress(run: _Run, loss: float, session_steps: int, session_seconds: float) -> str:

@@ -155,6 +155,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 
+RECIPES["rednet20-jpeg"] = dataclasses.replace(RECIPES["rednet-jpeg"], name="rednet20-jpeg", model="rednet20-jpeg")
+
+
 def recipe(name: str, gpu: bool = False, **overrides: Any) -> Recipe:
     """A registered recipe, with its GPU settings when ``gpu`` and then ``overrides`` applied."""
     if name not in RECIPES:
