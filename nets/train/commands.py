@@ -3,6 +3,7 @@ the ``densestream train|eval`` click commands."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: in
             overrides[key] = value
     chosen = recipe(name, gpu=gpu, **overrides)
     if options:
-        chosen = recipe(name, gpu=gpu, **overrides, options={**chosen.options, **_parse_options(chosen, options)})
+        chosen = dataclasses.replace(chosen, options={**chosen.options, **_parse_options(chosen, options)})
     return chosen
 
 
