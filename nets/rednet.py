@@ -45,6 +45,7 @@ class RedNet(nn.Module):
         if mode != "sr" and scale != 1:
             raise ValueError(f"RED-Net scale must be 1 for mode {mode!r}, got {scale}")
         self.depth = depth
+        self.width = width
         self.mode = mode
         self.scale = scale
         self.in_channels = in_channels
@@ -105,8 +106,7 @@ def deepened(shallow: RedNet, depth: int) -> RedNet:
     """
     if depth <= shallow.depth or depth % 2:
         raise ValueError(f"deepened needs an even depth above {shallow.depth}, got {depth}")
-    width = shallow.encoder[-1].out_channels
-    deep = RedNet(depth, width, shallow.mode, shallow.scale, shallow.in_channels)
+    deep = RedNet(depth, shallow.width, shallow.mode, shallow.scale, shallow.in_channels)
     added = (depth - shallow.depth) // 2
     old_half = shallow.depth // 2
     with torch.no_grad():
@@ -114,7 +114,7 @@ def deepened(shallow: RedNet, depth: int) -> RedNet:
             if i < old_half:
                 conv.load_state_dict(shallow.encoder[i].state_dict())
             else:
-                _set_identity(conv, width)
+                _set_identity(conv)
         for i, deconv in enumerate(deep.decoder):
             if i >= added:
                 deconv.load_state_dict(shallow.decoder[i - added].state_dict())
@@ -122,15 +122,15 @@ def deepened(shallow: RedNet, depth: int) -> RedNet:
                 deconv.weight.zero_()
                 deconv.bias.zero_()
             else:
-                _set_identity(deconv, width)
+                _set_identity(deconv)
     return deep
 
 
-def _set_identity(layer: nn.Conv2d | nn.ConvTranspose2d, width: int) -> None:
+def _set_identity(layer: nn.Conv2d | nn.ConvTranspose2d) -> None:
     """Make a width-to-width 3x3 (transposed) convolution with padding 1 copy its input."""
     layer.weight.zero_()
     layer.bias.zero_()
-    for channel in range(width):
+    for channel in range(layer.weight.shape[0]):
         layer.weight[channel, channel, 1, 1] = 1.0
 
 

@@ -176,8 +176,8 @@ def _can_deepen(shallow: nn.Module, deep: nn.Module) -> bool:
     """Whether ``deep`` is ``shallow`` (a RED-Net) with more layers and nothing else changed."""
     if not (isinstance(shallow, RedNet) and isinstance(deep, RedNet)):
         return False
-    kind = (shallow.mode, shallow.scale, shallow.in_channels, shallow.encoder[-1].out_channels)
-    return kind == (deep.mode, deep.scale, deep.in_channels, deep.encoder[-1].out_channels) and shallow.depth < deep.depth
+    kind = (shallow.mode, shallow.scale, shallow.in_channels, shallow.width)
+    return kind == (deep.mode, deep.scale, deep.in_channels, deep.width) and shallow.depth < deep.depth
 
 
 def _progress(run: _Run, loss: float, session_steps: int, session_seconds: float) -> str:
