@@ -14,7 +14,7 @@ from .labels import AGENT_CLASSES
 from .primitives import PrimitiveBuilder, Primitives
 from .seeding import generator
 from .render import DRAW_DISTANCE, RenderOutput, Renderer
-from .scene import AgentInfo, Scene, Street
+from .scene import AgentInfo, Scene
 from .textures import TEXTURE_PERIOD
 from .town import Town
 from .traffic import add_agents, draw_lanes
