@@ -94,8 +94,9 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
       for name, kwargs in (("denoise", {"mode": "denoise"}), ("jpeg", {"mode": "jpeg"}),
                            ("deblur", {"mode": "deblur"}), ("sr2", {"mode": "sr", "scale": 2}),
                            ("sr4", {"mode": "sr", "scale": 4}))),
-    ModelSpec("rednet20-jpeg", "rednet20-jpeg", "nets.rednet:RedNet", "restore", mean=UNIT_MEAN, std=UNIT_STD,
-              kwargs={"depth": 20, "width": 32, "mode": "jpeg"}),
+    *(ModelSpec(f"rednet20-{name}", f"rednet20-{name}", "nets.rednet:RedNet", "restore",
+                mean=UNIT_MEAN, std=UNIT_STD, kwargs={"depth": 20, "width": 32, **kwargs})
+      for name, kwargs in (("jpeg", {"mode": "jpeg"}), ("sr2", {"mode": "sr", "scale": 2}))),
     ModelSpec("siamfc-alexnet", "siamfc-alexnet", "nets.siamese:SiamFCNet", "track",
               mean=UNIT_MEAN, std=UNIT_STD),
 )}

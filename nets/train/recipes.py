@@ -155,7 +155,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 )}
 
 
-RECIPES["rednet20-jpeg"] = dataclasses.replace(RECIPES["rednet-jpeg"], name="rednet20-jpeg", model="rednet20-jpeg")
+RECIPES.update({f"rednet20-{task}": dataclasses.replace(RECIPES[f"rednet-{task}"], name=f"rednet20-{task}",
+                                                         model=f"rednet20-{task}") for task in ("jpeg", "sr2")})
 
 
 def recipe(name: str, gpu: bool = False, **overrides: Any) -> Recipe:
