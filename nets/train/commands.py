@@ -81,4 +81,4 @@ def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, d
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
     objective = make_objective(chosen, zoo.spec(chosen.model), target, cache)
     model = model.to(target)
-    return objective.evaluate(objective.deployed(model) if run_dir else model)
+    return objective.evaluate_trained(model) if run_dir else objective.evaluate(model)

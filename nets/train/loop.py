@@ -161,7 +161,7 @@ class _Run:
         self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
-        metrics = objective.evaluate(objective.deployed(self.model))
+        metrics = objective.evaluate_trained(self.model)
         self.model.train()
         score = metrics[objective.score]
         log(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -272,7 +272,7 @@ def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict
     metrics = final  # best.pt written at the last step holds the weights just evaluated
     if int(best["step"]) != run.step:
         run.model.load_state_dict(best["model"])
-        metrics = objective.evaluate(objective.deployed(run.model))
+        metrics = objective.evaluate_trained(run.model)
     record = {"recipe": run.recipe.name, "model": run.recipe.model, "data": run.recipe.data,
               "steps": run.recipe.steps, "best_step": int(best["step"]), "score": objective.score,
               "metrics": metrics, "final_metrics": final,

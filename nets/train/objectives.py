@@ -70,6 +70,10 @@ class Objective(ABC):
         """The trained ``model`` as it is shipped and evaluated; the same model by default."""
         return model
 
+    def evaluate_trained(self, model: nn.Module) -> dict[str, float]:
+        """Held-out metrics of a model straight from training, deployed first as export ships it."""
+        return self.evaluate(self.deployed(model))
+
     def batches(self) -> StepBatches:
         """The run's reproducible per-step batches (the training split is loaded first, once,
         so that loader workers share it)."""
