@@ -81,10 +81,6 @@ class RunStats:
             span = self._recent_outputs[-1] - self._recent_outputs[0]
             return (len(self._recent_outputs) - 1) / span if span > 0 else 0.0
 
-    def last_latency(self) -> float | None:
-        with self._lock:
-            return self._latencies[-1] if self._latencies else None
-
     def summary(self, dropped: int, interrupted: bool, error: str | None) -> RunSummary:
         with self._lock:
             latencies = np.array(self._latencies) * 1000.0
