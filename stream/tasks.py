@@ -313,4 +313,7 @@ def build_task(task: str, model: str | None = None,
         return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"))
     if spec.task != "restore":
         raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
+    mode = getattr(module, "mode", task)
+    if mode != task:
+        raise ModelError(f"model '{spec.name}' is trained for --task {mode}, not {task}")
     return RestorationTask(module, spec, task)

@@ -68,6 +68,13 @@ def test_model_of_the_wrong_kind_is_refused():
         build_task("depth", model="lwrefinenet-mbv2-camvid")
 
 
+def test_restoration_model_of_another_degradation_is_refused():
+    """A JPEG net asked to super-resolve would run without upscaling, under the wrong name."""
+    with pytest.raises(ModelError, match="trained for --task jpeg, not sr"):
+        build_task("sr", model="rednet20-jpeg")
+    assert build_task("sr", model="rednet20-sr2").scale == 2
+
+
 def test_unknown_task_and_refinement_are_clear_errors():
     with pytest.raises(DenseStreamError, match="unknown task"):
         build_task("segment")
