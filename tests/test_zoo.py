@@ -43,6 +43,20 @@ def test_shipped_manifest_is_valid():
         assert (zoo.WEIGHTS_DIR / entry["file"]).is_file()
 
 
+@pytest.mark.parametrize("name", sorted(json.loads((zoo.WEIGHTS_DIR / "manifest.json").read_text())["models"]))
+def test_every_shipped_weight_loads_with_its_provenance(name):
+    """Each shipped file matches its sha256, is fp16 on disk, loads strictly into its registered
+    layout, and its manifest entry says how it was trained and how fast it runs on the CPU."""
+    entry = zoo.spec(name)
+    manifest = json.loads((zoo.WEIGHTS_DIR / "manifest.json").read_text())["models"][name]
+    on_disk = torch.load(zoo.WEIGHTS_DIR / entry.weights, map_location="cpu", weights_only=True)
+    assert {t.dtype for t in on_disk.values() if t.is_floating_point()} == {torch.float16}
+    model, _ = zoo.load(name)
+    assert not model.training
+    assert manifest["precision"] == "fp16" and manifest["command"].startswith("python -m nets.train train ")
+    assert manifest["fps_cpu_480x360"] > 0 and manifest["metrics"] and manifest["recipe"] and manifest["data"]
+
+
 def test_build_with_overrides_runs():
     torch.manual_seed(0)
     model = zoo.build("lwrefinenet-mbv2-camvid", **SMALL).eval()
