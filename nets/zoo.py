@@ -50,8 +50,9 @@ def numbered_classes(count: int) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ModelSpec:
     """What a named model is: its layout (``arch``), builder, task, classes and input
-    normalisation (mean/std on 0..1 RGB), plus shipped weights, their metrics and the input size
-    (width, height) those metrics were measured at, from the manifest."""
+    normalisation (mean/std on 0..1 RGB), plus shipped weights, their metrics, the input size
+    (width, height) those metrics were measured at and the CPU frames/s at 480x360, from the
+    manifest."""
 
     name: str
     arch: str
@@ -66,6 +67,7 @@ class ModelSpec:
     sha256: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     eval_size: tuple[int, int] | None = None
+    cpu_fps: float | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -133,7 +135,8 @@ def spec(name: str, weights_dir: str | Path | None = None) -> ModelSpec:
     if not isinstance(entry.get("metrics", {}), dict):
         raise NetsError(f"manifest entry for {name!r} has 'metrics' that is not an object")
     return dataclasses.replace(_REGISTRY[name], weights=entry["file"], sha256=entry["sha256"].lower(),
-                               metrics=dict(entry.get("metrics", {})), eval_size=_size(entry.get("eval_size"), name))
+                               metrics=dict(entry.get("metrics", {})), eval_size=_size(entry.get("eval_size"), name),
+                               cpu_fps=entry.get("fps_cpu_480x360"))
 
 
 def _size(text: Any, name: str) -> tuple[int, int] | None:

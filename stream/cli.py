@@ -125,13 +125,12 @@ def _fail(message: str) -> int:
 
 @main.command()
 def models() -> None:
-    """List the model zoo: names, tasks and whether trained weights ship."""
-    from nets import zoo
+    """List the model zoo: the --task names each model serves (defaults marked), its held-out
+    result and its CPU speed."""
+    from .catalogue import model_table
 
-    for name in zoo.available():
-        spec = zoo.spec(name)
-        state = "trained" if spec.weights else "untrained"
-        click.echo(f"{name:32s} {spec.task:14s} {state}")
+    for line in model_table():
+        click.echo(line)
 
 
 def _register_subcommands() -> None:

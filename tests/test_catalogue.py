@@ -1,0 +1,41 @@
+"""The `densestream models` table agrees with the zoo, the manifest and what `run` accepts."""
+import warnings
+
+import pytest
+from click.testing import CliRunner
+
+from nets import zoo
+from stream.catalogue import headline, model_table, served_tasks
+from stream.cli import main
+from stream.tasks import DEFAULT_MODELS, build_task
+
+
+@pytest.mark.parametrize("name", zoo.available())
+def test_every_listed_task_runs_the_model(name):
+    """Each --task the table lists for a model is one that `run --model NAME` accepts."""
+    spec = zoo.spec(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # untrained models warn
+        for task in served_tasks(spec):
+            build_task(task, model=name, init_box=(10, 10, 20, 20) if task == "track" else None)
+
+
+def test_table_marks_each_default_once_and_quotes_the_manifest():
+    lines = model_table()
+    rows = {line.split()[0]: line for line in lines[1:-2]}
+    assert sorted(rows) == zoo.available()
+    for task, name in DEFAULT_MODELS.items():
+        assert f" {task}* " in f" {rows[name]} "
+        assert sum(f" {task}* " in f" {row} " for row in rows.values()) == 1
+    seg = zoo.spec("lwrefinenet-mbv2-camvid")
+    assert f"{100 * seg.metrics['miou']:.1f} mIoU" in rows[seg.name] and f"{seg.cpu_fps:.2f}" in rows[seg.name]
+    sr = zoo.spec("rednet20-sr2")
+    assert headline(sr) == (f"{sr.metrics['gain_db']:+.2f} dB over bicubic; "
+                            f"photographs {sr.metrics['photos_gain_db']:+.2f} dB")
+    assert "untrained" in rows["refinenet-r101-camvid"] and headline(zoo.spec("refinenet-r101-camvid")) == ""
+
+
+def test_models_command_prints_the_table():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == model_table()
