@@ -56,8 +56,7 @@ def model_table() -> list[str]:
         fps = f"{spec.cpu_fps:.2f}" if spec.cpu_fps else "-"
         rows.append((name, tasks, "trained" if spec.weights else "untrained", fps, headline(spec)))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in rows]
-    lines = [line.rstrip() for line in lines]
-    lines += ["* the default model of that --task; choose another with --model NAME. CPU fps: 480x360, fp32.",
-              "Restoration figures: first 10 CamVid val frames (all 101 in docs/training.md)."]
-    return lines
+    lines = [("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]).rstrip()
+             for row in rows]
+    return lines + ["* the default model of that --task; choose another with --model NAME. CPU fps: 480x360, fp32.",
+                    "Restoration figures: first 10 CamVid val frames (docs/training.md adds all 101 for JPEG and x2)."]
