@@ -76,6 +76,9 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r}: builder must look like 'module:callable'")
 
 
+_REDNET_KINDS = {"denoise": {"mode": "denoise"}, "jpeg": {"mode": "jpeg"}, "deblur": {"mode": "deblur"},
+                 "sr2": {"mode": "sr", "scale": 2}, "sr4": {"mode": "sr", "scale": 4}}
+
 _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("lwrefinenet-mbv2-camvid", "lwrefinenet-mbv2", "nets.refinenet:lw_refinenet_mobilenet",
               "segment", CAMVID_CLASSES),
@@ -91,14 +94,11 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
               "segment+depth", numbered_classes(6), depth_range=(0.0, 80.0)),
     ModelSpec("joint-mbv2-nyud", "joint-mbv2", "nets.multitask:joint_refinenet",
               "segment+depth", NYUD40_CLASSES, depth_range=(0.0, 8.0)),
-    *(ModelSpec(f"rednet-{name}", f"rednet-{name}", "nets.rednet:RedNet", "restore",
-                mean=UNIT_MEAN, std=UNIT_STD, kwargs={"depth": 10, "width": 32, **kwargs})
-      for name, kwargs in (("denoise", {"mode": "denoise"}), ("jpeg", {"mode": "jpeg"}),
-                           ("deblur", {"mode": "deblur"}), ("sr2", {"mode": "sr", "scale": 2}),
-                           ("sr4", {"mode": "sr", "scale": 4}))),
-    *(ModelSpec(f"rednet20-{name}", f"rednet20-{name}", "nets.rednet:RedNet", "restore",
-                mean=UNIT_MEAN, std=UNIT_STD, kwargs={"depth": 20, "width": 32, **kwargs})
-      for name, kwargs in (("jpeg", {"mode": "jpeg"}), ("sr2", {"mode": "sr", "scale": 2}))),
+    *(ModelSpec(f"{family}-{kind}", f"{family}-{kind}", "nets.rednet:RedNet", "restore",
+                mean=UNIT_MEAN, std=UNIT_STD, kwargs={"depth": depth, "width": 32, **_REDNET_KINDS[kind]})
+      for family, depth, kinds in (("rednet", 10, ("denoise", "jpeg", "deblur", "sr2", "sr4")),
+                                   ("rednet20", 20, ("jpeg", "sr2")))
+      for kind in kinds),
     ModelSpec("siamfc-alexnet", "siamfc-alexnet", "nets.siamese:SiamFCNet", "track",
               mean=UNIT_MEAN, std=UNIT_STD),
 )}
