@@ -6,7 +6,7 @@ from __future__ import annotations
 from nets import zoo
 from nets.zoo import ModelSpec
 
-from .tasks import DEFAULT_MODELS
+from .tasks import DEFAULT_MODELS, served_tasks
 
 _RESTORATION_BASELINES = {
     "denoise": "OpenCV non-local means at sigma 25",
@@ -14,17 +14,6 @@ _RESTORATION_BASELINES = {
     "jpeg": "the JPEG at quality 20",
     "deblur": "the blurred frame or its unsharp mask",
 }
-
-
-def served_tasks(spec: ModelSpec) -> tuple[str, ...]:
-    """The ``--task`` names that can run ``spec``'s model."""
-    if spec.task == "segment":
-        return ("seg",)
-    if spec.task == "segment+depth":
-        return ("seg+depth", "depth", "seg")
-    if spec.task == "restore":
-        return (str(spec.kwargs["mode"]),)
-    return (spec.task,)
 
 
 def headline(spec: ModelSpec) -> str:

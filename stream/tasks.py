@@ -255,6 +255,17 @@ class CombinedTask(Task):
         return merged
 
 
+def served_tasks(spec) -> tuple[str, ...]:
+    """The ``--task`` names that ``build_task`` accepts for the zoo model ``spec``."""
+    if spec.task == "segment":
+        return ("seg",)
+    if spec.task == "segment+depth":
+        return ("seg+depth", "depth", "seg")
+    if spec.task == "restore":
+        return (str(spec.kwargs["mode"]),)
+    return (spec.task,)
+
+
 def resolve_model(model: str | None, task: str):
     """(module, spec) for a zoo name or a checkpoint path; warns when weights are untrained."""
     from nets import zoo

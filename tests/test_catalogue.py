@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 from nets import zoo
-from stream.catalogue import headline, model_table, served_tasks
+from stream.catalogue import headline, model_table
 from stream.cli import main
-from stream.tasks import DEFAULT_MODELS, build_task
+from stream.tasks import DEFAULT_MODELS, build_task, served_tasks
 
 
 @pytest.mark.parametrize("name", zoo.available())
