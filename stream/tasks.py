@@ -31,7 +31,7 @@ DEFAULT_MODELS = {
     "track": "siamfc-alexnet",
     "denoise": "rednet-denoise",
     "sr": "rednet-sr2",
-    "jpeg": "rednet-jpeg",
+    "jpeg": "rednet20-jpeg",
     "deblur": "rednet-deblur",
 }
 
