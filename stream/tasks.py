@@ -324,7 +324,6 @@ def build_task(task: str, model: str | None = None,
         return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"))
     if spec.task != "restore":
         raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
-    mode = getattr(module, "mode", task)
-    if mode != task:
-        raise ModelError(f"model '{spec.name}' is trained for --task {mode}, not {task}")
+    if task not in served_tasks(spec):
+        raise ModelError(f"model '{spec.name}' is trained for --task {served_tasks(spec)[0]}, not {task}")
     return RestorationTask(module, spec, task)
