@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import stream
-from stream import hwcodecs, sources
+from stream import hwcodecs
 from stream.errors import DenseStreamError
 from stream.sources import open_source
 from tests.fakes import LumaTask
@@ -76,7 +76,7 @@ def test_a_hardware_device_that_will_not_open_decodes_in_software(tmp_path, monk
             raise PermissionError(1, "Operation not permitted")
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(sources.av, "open", no_device)
+    monkeypatch.setattr(av, "open", no_device)
     accel = av.codec.hwaccel.HWAccel(device_type="cuda", allow_software_fallback=True)
     with pytest.warns(UserWarning, match="NVDEC.*Operation not permitted.*software"):
         fallback = frames_of(clip.path, hwaccel=accel)

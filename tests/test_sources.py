@@ -21,7 +21,8 @@ from tests.media import (
     write_image,
 )
 from stream.errors import SourceError
-from stream.sources import SYNTH_SCENES, LiveSource, ReconnectPolicy, _CameraSession, natural_key, open_source
+from stream.sources import SYNTH_SCENES, LiveSource, ReconnectPolicy, natural_key, open_source
+from stream.sources.live import CameraSession
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOLERANCE = 14  # chroma subsampling and YUV rounding at flat-colour edges
@@ -334,7 +335,7 @@ def test_iteration_in_a_worker_thread_and_close_from_another(tmp_path):
 
 def test_live_camera_machinery_stamps_microseconds_and_reconnects(tmp_path):
     clip = make_video(tmp_path / "cam.avi", frames=5, codec="mjpeg", pix_fmt="yuvj420p")
-    source = LiveSource(lambda: _CameraSession(str(clip.path), "cam", None, None, None), label="cam", name="cam",
+    source = LiveSource(lambda: CameraSession(str(clip.path), "cam", None, None, None), label="cam", name="cam",
                         policy=ReconnectPolicy(retry_delay=0.01))
     with source:
         assert source.info.live and source.info.time_base == Fraction(1, 1_000_000)

@@ -1,0 +1,283 @@
+"""Live sources (cameras, network streams): a reader thread hands over the newest frame,
+reconnects after outages and keeps one strictly increasing microsecond timeline."""
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import cv2
+
+from ..errors import SourceError
+from ..frames import StreamInfo
+from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, to_rgb8, video_stream
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """How a live source retries after an outage: doubling delays from ``retry_delay`` up to
+    ``max_delay``; it gives up after ``attempts`` failed tries or ``max_outage`` seconds."""
+
+    attempts: int = 10
+    max_outage: float = 60.0
+    retry_delay: float = 0.5
+    max_delay: float = 8.0
+
+
+class _Session(ABC):
+    """One connection to a live device or stream."""
+
+    @abstractmethod
+    def read(self) -> Picture | None:
+        """The next picture (pts in µs of the session's own clock, or None), or None when it ended."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Disconnect; idempotent."""
+
+    @property
+    @abstractmethod
+    def fps(self) -> float | None:
+        """The nominal frame rate the device or stream reports, if any."""
+
+
+class _Newest:
+    """Hand-off from a reader thread that keeps only the newest picture, then an end marker."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self.lossless = False
+        self._picture: Picture | None = None
+        self._ended = False
+        self._error: SourceError | None = None
+        self._woken = False
+        self.dropped = 0
+
+    def put(self, picture: Picture) -> None:
+        """Replace the waiting picture (counted as dropped), or in lossless mode wait for it to go."""
+        with self._ready:
+            if self.lossless:
+                self._ready.wait_for(lambda: self._picture is None or self._woken)
+            if self._picture is not None:
+                self.dropped += 1
+            self._picture = picture
+            self._ready.notify()
+
+    def end(self, error: SourceError | None) -> None:
+        with self._ready:
+            self._ended, self._error = True, error
+            self._ready.notify()
+
+    def wake(self) -> None:
+        """Release a waiting ``get`` (used by close)."""
+        with self._ready:
+            self._woken = True
+            self._ready.notify_all()
+
+    def get(self) -> Picture | None:
+        """The newest picture; None after the end or a wake; the reader's error once drained."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._picture is not None or self._ended or self._woken)
+            if self._woken:
+                return None
+            if self._picture is not None:
+                picture, self._picture = self._picture, None
+                self._ready.notify_all()
+                return picture
+            if self._error is not None:
+                raise self._error
+            return None
+
+
+class _LiveTimeline:
+    """Maps per-session timestamps onto one strictly increasing microsecond timeline."""
+
+    def __init__(self) -> None:
+        self._offset: int | None = None
+        self._last: int | None = None
+        self._last_wall = 0.0
+
+    def new_session(self) -> None:
+        self._offset = None
+
+    def stamp(self, session_us: int | None, wall: float) -> int:
+        clock = session_us if session_us is not None else round(wall * 1_000_000)
+        out = None if self._offset is None else self._offset + clock
+        if out is None or (self._last is not None and out <= self._last):
+            gap = round((wall - self._last_wall) * 1_000_000)
+            out = 0 if self._last is None else self._last + max(1, gap)
+            self._offset = out - clock
+        self._last, self._last_wall = out, wall
+        return out
+
+
+class LiveSource(Source):
+    """A camera or network stream read by a background thread, with reconnect after outages."""
+
+    def __init__(self, connect: Callable[[], _Session], *, label: str, name: str,
+                 policy: ReconnectPolicy = ReconnectPolicy()) -> None:
+        self._connect, self._label, self._policy = connect, label, policy
+        self._session = connect()
+        try:
+            self._first = self._session.read()
+        except BaseException:
+            self._session.close()
+            raise
+        if self._first is None:
+            self._session.close()
+            raise SourceError(f"{label}: connected but received no frame")
+        height, width = self._first.image.shape[:2]
+        self._newest = _Newest()
+        self._timeline = _LiveTimeline()
+        self._reader: threading.Thread | None = None
+        super().__init__(StreamInfo(width=width, height=height, time_base=MICROSECOND, fps=self._session.fps,
+                                    frame_count=None, live=True, name=name))
+
+    @property
+    def dropped(self) -> int:
+        """Frames replaced by newer ones before the consumer took them."""
+        return self._newest.dropped
+
+    def _use_live_policy(self, live: bool) -> None:
+        """Offline policy on a live input: keep every frame (the reader waits for the consumer)."""
+        self.info.live = live
+        self._newest.lossless = not live
+
+    def _read(self) -> Picture | None:
+        with self._lock:
+            if self._released:
+                return None
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._pump, name=f"source {self.info.name}", daemon=True)
+                self._reader.start()
+        return self._newest.get()
+
+    def _deliver(self, picture: Picture) -> None:
+        height, width = picture.image.shape[:2]
+        if (width, height) != (self.info.width, self.info.height):
+            raise SourceError(f"{self._label}: frame size changed from {self.info.width}x{self.info.height} "
+                              f"to {width}x{height}")
+        picture.pts = self._timeline.stamp(picture.pts, picture.captured)
+        self._newest.put(picture)
+
+    def _pump(self) -> None:
+        session: _Session | None = self._session
+        try:
+            self._deliver(self._first)
+            while session is not None and not self._stop.is_set():
+                try:
+                    picture, reason = session.read(), "stream ended"
+                except SourceError as error:
+                    picture, reason = None, str(error)
+                if picture is not None:
+                    self._deliver(picture)
+                    continue
+                session.close()
+                session = self._reconnect(reason)
+                self._timeline.new_session()
+            self._newest.end(None)
+        except SourceError as error:
+            self._newest.end(error)
+        except Exception as error:  # the consumer must never wait on a dead reader
+            failure = f"{type(error).__name__}: {error_reason(error)}"
+            self._newest.end(SourceError(f"{self._label}: reader failed: {failure}"))
+        finally:
+            if session is not None:
+                session.close()
+
+    def _reconnect(self, reason: str) -> _Session | None:
+        """A fresh session after backing off, None if closed meanwhile; SourceError on giving up."""
+        policy = self._policy
+        started = time.monotonic()
+        delay = policy.retry_delay
+        attempt = 0
+        while attempt < policy.attempts and time.monotonic() - started < policy.max_outage:
+            if self._stop.wait(delay):
+                return None
+            attempt += 1
+            try:
+                return self._connect()
+            except SourceError as error:
+                reason = str(error)
+            delay = min(delay * 2, policy.max_delay)
+        raise SourceError(f"{self._label}: lost and gave up after {attempt} reconnect attempt(s) in "
+                          f"{time.monotonic() - started:.1f} s; last error: {reason}")
+
+    def _release(self) -> None:
+        self._newest.wake()
+        if self._reader is None:
+            self._session.close()
+
+
+class CameraSession(_Session):
+    """One OpenCV capture with a one-frame driver buffer (always the freshest image)."""
+
+    def __init__(self, device: int | str, label: str, width: int | None, height: int | None,
+                 fps: float | None) -> None:
+        self._label = label
+        self._capture = cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f"{label}: cannot open camera (no such device, or it is busy)")
+        self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                            (cv2.CAP_PROP_FPS, fps)):
+            if value:
+                self._capture.set(prop, value)
+
+    @property
+    def fps(self) -> float | None:
+        value = self._capture.get(cv2.CAP_PROP_FPS)
+        return float(value) if value and value > 0 else None
+
+    def read(self) -> Picture | None:
+        ok, image = self._capture.read()
+        captured = time.monotonic()
+        if not ok or image is None:
+            return None
+        return Picture(to_rgb8(image, self._label), None, captured)
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class NetworkSession(_Session):
+    """One PyAV connection to a stream URL with open/read timeouts."""
+
+    def __init__(self, url: str, label: str, av_options: dict[str, str], open_timeout: float,
+                 read_timeout: float) -> None:
+        self._label = label
+        try:
+            self._container = av.open(url, options=av_options, timeout=(open_timeout, read_timeout))
+        except av.FFmpegError as error:
+            raise SourceError(f"{label}: cannot connect: {error_reason(error)}") from error
+        try:
+            self._stream = video_stream(self._container, label)
+        except SourceError:
+            self._container.close()
+            raise
+        self._stream.thread_type = "SLICE"
+        self._decoded = self._container.decode(self._stream)
+
+    @property
+    def fps(self) -> float | None:
+        return stream_fps(self._stream)
+
+    def read(self) -> Picture | None:
+        try:
+            frame = next(self._decoded, None)
+        except av.FFmpegError as error:
+            raise SourceError(f"{self._label}: read failed: {error_reason(error)}") from error
+        captured = time.monotonic()
+        if frame is None:
+            return None
+        session_us = None if frame.pts is None or frame.time_base is None else round(
+            frame.pts * frame.time_base / MICROSECOND)
+        image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
+        return Picture(image, session_us, captured)
+
+    def close(self) -> None:
+        self._container.close()
