@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 
-from stream import sinks
 from stream.errors import SinkError
 from stream.frames import Frame, StreamInfo
 from stream.sinks import (
@@ -397,7 +396,7 @@ def test_window_sink_without_display_raises(monkeypatch):
 
 def test_window_sink_without_gui_support_raises(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(sinks.cv2, "getBuildInformation", lambda: "  Video I/O:\n  GUI:    NONE\n")
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  Video I/O:\n  GUI:    NONE\n")
     with pytest.raises(SinkError, match="no GUI support"):
         WindowSink("densestream")
 
@@ -413,11 +412,11 @@ class FakeHighGui:
 
     def install(self, monkeypatch) -> None:
         monkeypatch.setenv("DISPLAY", ":99")
-        monkeypatch.setattr(sinks.cv2, "namedWindow", lambda title, flags: self.windows.add(title))
-        monkeypatch.setattr(sinks.cv2, "imshow", self.imshow)
-        monkeypatch.setattr(sinks.cv2, "waitKey", lambda delay: self.keys.pop(0) if self.keys else -1)
-        monkeypatch.setattr(sinks.cv2, "getWindowProperty", lambda title, prop: self.visible)
-        monkeypatch.setattr(sinks.cv2, "destroyWindow", self.windows.remove)
+        monkeypatch.setattr(cv2, "namedWindow", lambda title, flags: self.windows.add(title))
+        monkeypatch.setattr(cv2, "imshow", self.imshow)
+        monkeypatch.setattr(cv2, "waitKey", lambda delay: self.keys.pop(0) if self.keys else -1)
+        monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: self.visible)
+        monkeypatch.setattr(cv2, "destroyWindow", self.windows.remove)
 
     def imshow(self, title: str, image: np.ndarray) -> None:
         assert title in self.windows, "imshow before namedWindow"

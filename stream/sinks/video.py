@@ -1,0 +1,232 @@
+"""H.264 video files (.mp4/.mkv/.mov) that keep the source's timestamps and audio."""
+from __future__ import annotations
+
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream.errors import SinkError
+from stream.frames import Frame, StreamInfo
+from stream.hwcodecs import NVENC, SOFTWARE_ENCODER
+
+from .audio import AudioTrack
+from .base import Sink, check_rgb
+
+log = logging.getLogger(__name__)
+
+VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
+"""Video file extensions and the FFmpeg muxer that writes each."""
+
+
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast",
+    "medium", "slow", "slower", "veryslow", "placebo",
+)
+
+
+class VideoSink(Sink):
+    """H.264 yuv420p video file (.mp4/.mkv/.mov) that keeps the source's timestamps and audio.
+
+    Each output frame gets the input frame's pts (in the input time base), so variable frame rate
+    and gaps survive; MP4/MOV get ``+faststart`` so browsers can play them while downloading.
+    The source's audio is stream-copied (re-encoded to AAC only if the container cannot hold it)
+    and interleaved by time; when the run stops before the source ends, audio past the last video
+    frame is left out so both tracks end together. Encoding happens in the caller's thread.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        info: StreamInfo,
+        *,
+        crf: int = 20,
+        preset: str = "veryfast",
+        codec: str = SOFTWARE_ENCODER,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        container_format = _video_format(self.path)
+        self._encoder_options = _encoder_options(codec, crf, preset)
+        self._codec = codec
+        self._info = info
+        self._time_base = Fraction(info.time_base)
+        if self._time_base <= 0:
+            raise SinkError(f"cannot write {self.path}: time base {info.time_base} is not positive")
+        _probe_writable_file(self.path)
+        try:
+            self._container = av.open(
+                str(self.path),
+                "w",
+                format=container_format,
+                container_options=_container_options(container_format),
+            )
+        except (av.FFmpegError, OSError) as error:
+            raise SinkError(f"cannot create video file {self.path}: {error}") from error
+        self._video: av.video.stream.VideoStream | None = None
+        self._size: tuple[int, int] | None = None
+        self._last_pts: int | None = None
+        self._last_step = 0
+        self._warned_pts = False
+        self._audio: AudioTrack | None = None
+        if info.audio_source:
+            try:
+                self._audio = AudioTrack(info.audio_source, self._container, self.path.suffix)
+            except SinkError:
+                self._container.close()
+                raise
+
+    def describe(self) -> str:
+        return f"video file {self.path}"
+
+    def _write(self, frame: Frame, image: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        image = check_rgb(image, self.describe())
+        size = (image.shape[1], image.shape[0])
+        if self._size is None:
+            self._size = size
+            self._open_video(*size)
+        elif size != self._size:
+            raise SinkError(
+                f"{self.describe()}: overlay size changed from {self._size[0]}x{self._size[1]} "
+                f"to {size[0]}x{size[1]} during the run"
+            )
+        pts = self._next_pts(frame)
+        video_frame = av.VideoFrame.from_ndarray(_pad_to_even(image), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
+        )
+        video_frame.pts = pts
+        video_frame.time_base = self._time_base
+        try:
+            packets = self._video.encode(video_frame)
+            if self._audio is not None:
+                self._audio.mux_until(pts * self._time_base)
+            self._container.mux(packets)
+        except (av.FFmpegError, OSError, ValueError) as error:
+            raise SinkError(f"cannot write frame {frame.index} to {self.path}: {error}") from error
+
+    def _open_video(self, width: int, height: int) -> None:
+        """Add the H.264 stream; its size is the first overlay's, rounded up to even numbers."""
+        stream = self._container.add_stream(self._codec)
+        stream.width = width + width % 2
+        stream.height = height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self._time_base
+        context = stream.codec_context
+        context.time_base = self._time_base
+        if self._info.fps:
+            context.framerate = Fraction(self._info.fps).limit_denominator(1_000_000)
+        context.colorspace = 1
+        context.color_primaries = 1
+        context.color_trc = 1
+        context.color_range = 1
+        context.options = dict(self._encoder_options)
+        self._video = stream
+        if self._audio is not None:
+            self._audio.attach()
+
+    def _next_pts(self, frame: Frame) -> int:
+        """The frame's pts in the stream time base, forced to increase (encoders require it)."""
+        pts = round(frame.pts * Fraction(frame.time_base) / self._time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            if not self._warned_pts:
+                log.warning(
+                    "%s: frame %d has a non-increasing timestamp; such frames are shifted to "
+                    "one tick after the previous frame", self.path, frame.index,
+                )
+                self._warned_pts = True
+            pts = self._last_pts + 1
+        if self._last_pts is not None:
+            self._last_step = pts - self._last_pts
+        self._last_pts = pts
+        return pts
+
+    def _video_end(self) -> Fraction:
+        """Time just after the last written frame (its pts plus one frame interval)."""
+        if self._last_pts is None:
+            return Fraction(0)
+        step = self._last_step
+        if not step and self._info.fps:
+            frame_rate = Fraction(self._info.fps).limit_denominator(1_000_000)
+            step = round(1 / (frame_rate * self._time_base))
+        return (self._last_pts + step) * self._time_base
+
+    def _ran_to_the_end(self) -> bool:
+        count = self._info.frame_count
+        return count is not None and self.frames_written >= count
+
+    def _close(self) -> None:
+        try:
+            if self._video is None:
+                self._open_video(self._info.width, self._info.height)
+            self._container.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._audio.mux_until(None if self._ran_to_the_end() else self._video_end())
+            self._container.start_encoding()
+        except (av.FFmpegError, OSError, ValueError) as error:
+            raise SinkError(f"cannot finalise {self.path}: {error}") from error
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError) as error:
+                raise SinkError(f"cannot finalise {self.path}: {error}") from error
+
+
+def _video_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_FORMATS:
+        raise SinkError(
+            f"cannot write video to {path}: unknown extension {suffix or '(none)'!r}, "
+            f"use one of {', '.join(VIDEO_FORMATS)}"
+        )
+    return VIDEO_FORMATS[suffix]
+
+
+def _container_options(container_format: str) -> dict[str, str]:
+    """Muxer settings that keep the file browser-friendly and the source's timestamps unshifted.
+
+    MP4/MOV: index (moov) at the front so playback starts while downloading; their edit lists
+    already absorb B-frame and AAC-priming negative timestamps. Matroska has no edit lists, so
+    FFmpeg would otherwise shift every timestamp by the first negative one.
+    """
+    if container_format in ("mp4", "mov"):
+        return {"movflags": "+faststart"}
+    return {"avoid_negative_ts": "disabled"}
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Validated H.264 settings: constant quality ``crf``, High profile; libx264 takes the speed
+    ``preset``, NVENC (``h264_nvenc``) its own medium preset with ``crf`` as its quality target."""
+    if codec not in (SOFTWARE_ENCODER, NVENC):
+        raise SinkError(f"unsupported video encoder {codec!r}: use {SOFTWARE_ENCODER} or {NVENC}")
+    if codec not in av.codecs_available:
+        raise SinkError(f"this FFmpeg build has no {codec} encoder; install PyAV wheels from PyPI")
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise SinkError(f"crf must be an integer from 0 (lossless) to 51 (worst), got {crf!r}")
+    if codec == NVENC:
+        return {"rc": "vbr", "cq": str(crf), "preset": "p4", "profile": "high"}
+    if preset not in X264_PRESETS:
+        raise SinkError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
+    return {"crf": str(crf), "preset": preset, "profile": "high"}
+
+
+def _probe_writable_file(path: Path) -> None:
+    """Create the parent directory and the (empty) file now, so a bad path fails before any work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb"):
+            pass
+    except OSError as error:
+        raise SinkError(f"cannot create {path}: {error.strerror or error}") from error
+
+
+def _pad_to_even(image: np.ndarray) -> np.ndarray:
+    """Pad an odd height or width by repeating the last row or column (yuv420p needs even sizes)."""
+    height, width = image.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return image
+    return np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
