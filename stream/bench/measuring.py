@@ -24,8 +24,6 @@ from .memory import recording_peaks
 from .timing import run_pipeline, time_decode, time_model, warm_up
 
 ROWS = ("decode", "model", "pipeline_null", "pipeline_mp4", "naive", "live", "supervision")
-
-
 Log = Callable[[str], None]
 
 

@@ -11,8 +11,6 @@ from stream.glyphs import render_digits
 from .mixing import ONE, check_images, mix, paint_where
 
 BOX_COLOUR = (64, 255, 64)
-
-
 LOST_COLOUR = (255, 96, 64)
 
 

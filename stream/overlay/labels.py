@@ -12,8 +12,6 @@ CAMVID_CLASSES = (
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
     "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
 )
-
-
 CAMVID_COLOURS = (
     (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
     (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),

@@ -4,8 +4,6 @@ from __future__ import annotations
 import torch
 
 ONE = 128
-
-
 _SHIFT = 7
 
 

@@ -18,8 +18,6 @@ from .labels import CAMVID_CLASSES, camvid_palette, check_palette, distinct_pale
 from .mixing import ONE, check_images, mix
 
 LAYOUTS = ("overlay", "side-by-side", "grid")
-
-
 OUTPUT_KEYS = frozenset({"labels", "depth", "boxes", "scores", "lost", "restored"})
 
 

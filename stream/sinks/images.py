@@ -12,7 +12,6 @@ from stream.frames import Frame
 
 from .base import Sink, check_rgb, frame_name, prepare_directory, write_image
 
-
 IMAGE_EXTENSIONS = ("png", "jpg")
 
 

@@ -11,10 +11,7 @@ from stream.frames import Frame
 
 from .base import Sink, array_summary, frame_name, is_array, prepare_directory, write_image
 
-
 DEPTH_FORMATS = ("png16", "npy", "both")
-
-
 TRACKS_HEADER = "frame,x,y,w,h,score,lost\n"
 
 
