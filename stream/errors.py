@@ -17,6 +17,12 @@ class ModelError(DenseStreamError):
     """A model or weight file is missing, corrupt or of the wrong layout."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of spaces folded to single spaces (OpenCV and
+    FFmpeg messages span several lines; ours are one)."""
+    return " ".join(text.split())
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for the user: our own errors as they are, anything else as its type and the
     first line of its message."""

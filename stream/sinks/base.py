@@ -12,7 +12,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from stream.errors import SinkError
+from stream.errors import SinkError, one_line
 from stream.frames import Frame
 
 
@@ -129,8 +129,3 @@ def array_summary(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"shape {value.shape} of {value.dtype}"
     return type(value).__name__
-
-
-def one_line(text: str) -> str:
-    """OpenCV error texts span several lines; messages here are one line."""
-    return " ".join(text.split())

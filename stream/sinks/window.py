@@ -9,10 +9,10 @@ import threading
 import cv2
 import numpy as np
 
-from stream.errors import SinkError
+from stream.errors import SinkError, one_line
 from stream.frames import Frame
 
-from .base import Sink, check_rgb, one_line
+from .base import Sink, check_rgb
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import SourceError
+from ..errors import SourceError, one_line
 from ..frames import Frame, StreamInfo
 
 MICROSECOND = Fraction(1, 1_000_000)
@@ -115,7 +115,7 @@ class Source(ABC):
 def error_reason(error: BaseException) -> str:
     """A short, single-line reason from a PyAV/OpenCV/OS error."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return " ".join(str(text).split())
+    return one_line(str(text))
 
 
 def safe_name(text: str) -> str:
