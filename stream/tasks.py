@@ -324,6 +324,7 @@ def build_task(task: str, model: str | None = None,
         return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"))
     if spec.task != "restore":
         raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
-    if task not in served_tasks(spec):
-        raise ModelError(f"model '{spec.name}' is trained for --task {served_tasks(spec)[0]}, not {task}")
+    served = served_tasks(spec)
+    if task not in served:
+        raise ModelError(f"model '{spec.name}' is trained for --task {served[0]}, not {task}")
     return RestorationTask(module, spec, task)
