@@ -78,12 +78,14 @@ class CamVidSplit:
 
 @dataclass(frozen=True)
 class SegAugment:
-    """Training augmentation: random rescale, crop (width, height), horizontal flip, colour jitter."""
+    """Training augmentation: random rescale, crop (width, height), horizontal flip, colour jitter;
+    ``aspect`` > 0 also stretches width against height by a factor up to exp(± aspect)."""
 
     crop: tuple[int, int]
     scale: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
     jitter: float = 0.3
+    aspect: float = 0.0
 
 
 def jitter_colour(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -100,18 +102,20 @@ def jitter_colour(image: np.ndarray, strength: float, rng: np.random.Generator) 
 
 
 def augment_pair(image: np.ndarray, labels: np.ndarray, augment: SegAugment,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Rescale, pad (with void labels) to at least the crop, crop, flip and jitter one pair."""
+                 rng: np.random.Generator, fill: int = VOID) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale, pad (labels with ``fill``, void by default) to at least the crop, crop, flip and
+    jitter one pair."""
     factor = rng.uniform(*augment.scale)
+    stretch = float(np.exp(rng.uniform(-augment.aspect, augment.aspect))) if augment.aspect > 0 else 1.0
     height, width = labels.shape
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    size = (max(1, round(width * factor * stretch)), max(1, round(height * factor / stretch)))
     image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
     crop_w, crop_h = augment.crop
     pad_h, pad_w = max(0, crop_h - labels.shape[0]), max(0, crop_w - labels.shape[1])
     if pad_h or pad_w:
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        labels = np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=VOID)
+        labels = np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=fill)
     top = int(rng.integers(0, labels.shape[0] - crop_h + 1))
     left = int(rng.integers(0, labels.shape[1] - crop_w + 1))
     image = image[top:top + crop_h, left:left + crop_w]

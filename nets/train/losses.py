@@ -1,4 +1,5 @@
-"""Training losses: class-balanced cross-entropy, berHu depth, balanced logistic (SiamFC)."""
+"""Training losses: class-balanced cross-entropy, coarse-group likelihood, berHu depth,
+balanced logistic (SiamFC)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["segmentation_loss", "berhu_loss", "siamfc_labels", "balanced_logistic_loss"]
+__all__ = ["segmentation_loss", "group_loss", "berhu_loss", "siamfc_labels", "balanced_logistic_loss"]
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, weights: Tensor | None, ignore_index: int) -> Tensor:
     """Cross-entropy over N x C x H x W logits, weighted per class, ``ignore_index`` (void) skipped."""
     return F.cross_entropy(logits, labels.long(), weight=weights, ignore_index=ignore_index)
+
+
+def group_loss(logits: Tensor, groups: Tensor, members: Tensor, offsets: Tensor, ignore_index: int) -> Tensor:
+    """Negative log of the summed probability of each pixel's labelled group's member classes.
+    ``members`` is C x G (0/1); the probabilities are those of ``logits - offsets``, the scores
+    the model is deployed with, so a group label and a class-weighted fine label agree on what
+    the shipped scores mean. Pixels labelled ``ignore_index`` are skipped; 0 when none is left."""
+    log_p = F.log_softmax(logits - offsets.view(1, -1, 1, 1).to(logits), dim=1)
+    groups = groups.long()
+    valid = groups != ignore_index
+    if not valid.any():
+        return logits.sum() * 0.0
+    picked = torch.zeros_like(log_p[:, 0])
+    for group in range(members.shape[1]):
+        classes = members[:, group].nonzero().squeeze(1).to(logits.device)
+        mask = groups == group
+        if mask.any():
+            picked = torch.where(mask, torch.logsumexp(log_p[:, classes], dim=1), picked)
+    return -picked[valid].mean()
 
 
 def berhu_loss(prediction: Tensor, truth: Tensor, valid: Tensor) -> Tensor:

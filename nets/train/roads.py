@@ -1,0 +1,76 @@
+"""Checks of segmentation on real roads outside CamVid: coarse-group mIoU on held-out IDD-lite
+sequences (with where the sky goes), and the share of a fixed sky region of the real dash-cam
+clip that the model labels Sky."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nets.train.evaluate import Normaliser, predict_at
+from nets.train.idd import GROUP_SKY, IDD_GROUPS, IddLiteSplit, group_of_class
+from nets.train.metrics import ConfusionMatrix
+from nets.zoo import CAMVID_CLASSES
+
+__all__ = ["CLIP_SKY_REGION", "infer_size", "evaluate_idd_groups", "clip_sky_share"]
+
+CLIP_SKY_REGION = (150, 10, 480, 150)
+"""(x, y, w, h) in the 960x540 dash-cam clip: open blue sky in all 221 frames (left of the
+billboard and the roadside trees, above the hills)."""
+
+SKY = CAMVID_CLASSES.index("Sky")
+
+
+def infer_size(width: int, height: int, trained_rows: int) -> tuple[int, int]:
+    """The size the product's ``--infer-size auto`` runs a frame at: shrunk to ``trained_rows``
+    rows when taller, the aspect kept, else the frame's own size."""
+    if height <= trained_rows:
+        return width, height
+    return max(8, round(width * trained_rows / height)), trained_rows
+
+
+@torch.inference_mode()
+def evaluate_idd_groups(model: nn.Module, split: IddLiteSplit, trained_rows: int, normalise: Normaliser,
+                        device: torch.device) -> dict[str, float]:
+    """Group mIoU and sky IoU over the split (11-class predictions mapped to the 7 groups), and
+    the share of true-sky pixels predicted as each group (``idd_sky_to_<group>``)."""
+    model.eval()
+    to_group = torch.from_numpy(group_of_class())
+    confusion = ConfusionMatrix(len(IDD_GROUPS))
+    for image, labels in zip(split.images, split.labels):
+        size = infer_size(image.shape[1], image.shape[0], trained_rows)
+        logits, _ = predict_at(model, image, size, normalise, device)
+        confusion.update(to_group[logits.argmax(1)[0].cpu()], torch.from_numpy(labels.astype(np.int64)))
+    iou = confusion.iou()
+    sky_row = confusion.counts[GROUP_SKY].double()
+    results = {"idd_group_miou": confusion.miou(), "idd_sky_iou": float(iou[GROUP_SKY])}
+    for group, name in enumerate(IDD_GROUPS):
+        results[f"idd_iou_{name.replace(' ', '_')}"] = float(iou[group])
+        results[f"idd_sky_to_{name.replace(' ', '_')}"] = float(sky_row[group] / sky_row.sum().clamp(min=1))
+    return results
+
+
+@torch.inference_mode()
+def clip_sky_share(model: nn.Module, frames: Sequence[np.ndarray], trained_rows: int, normalise: Normaliser,
+                   device: torch.device) -> dict[str, float]:
+    """Mean and worst per-frame share of ``CLIP_SKY_REGION`` labelled Sky, the share of the whole
+    frame labelled Sky, and the region's shares of Building and Tree (the usual confusions)."""
+    model.eval()
+    x, y, w, h = CLIP_SKY_REGION
+    sky, building, tree, frame_sky = [], [], [], []
+    for image in frames:
+        scale_x, scale_y = image.shape[1] / 960.0, image.shape[0] / 540.0
+        size = infer_size(image.shape[1], image.shape[0], trained_rows)
+        labels = predict_at(model, image, size, normalise, device)[0].argmax(1)[0].cpu().numpy()
+        region = labels[round(y * scale_y):round((y + h) * scale_y), round(x * scale_x):round((x + w) * scale_x)]
+        sky.append(float((region == SKY).mean()))
+        building.append(float((region == CAMVID_CLASSES.index("Building")).mean()))
+        tree.append(float((region == CAMVID_CLASSES.index("Tree")).mean()))
+        frame_sky.append(float((labels == SKY).mean()))
+    return {"clip_sky_share": float(np.mean(sky)), "clip_sky_worst": float(np.min(sky)),
+            "clip_sky_frames_95": float(np.mean(np.array(sky) >= 0.95)),
+            "clip_region_building": float(np.mean(building)), "clip_region_tree": float(np.mean(tree)),
+            "clip_frame_sky": float(np.mean(frame_sky)), "clip_sky_checked": float(len(frames))}
