@@ -17,7 +17,7 @@ from nets import zoo
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError, first_line
 from nets.train.objectives import make_objective
-from nets.train.recipes import run_recipe
+from nets.train.recipes import INIT_RECORD, ZOO_INIT, run_recipe
 
 __all__ = ["export", "half_state", "cpu_fps", "FPS_SIZE"]
 
@@ -67,16 +67,30 @@ def _write_manifest(weights_dir: Path, name: str, entry: dict[str, Any]) -> None
 
 
 def _run_chain(run_dir: Path) -> list[Path]:
-    """The run folder and the earlier run folders it started from (``init``), earliest first."""
+    """The run folder and the earlier run folders it started from (``init``), earliest first;
+    the chain ends at a run that started from scratch or from shipped weights (``zoo:MODEL``)."""
     chain: list[Path] = []
     while True:
         if any(run_dir.resolve() == seen.resolve() for seen in chain):
             raise NetsError(f"run {run_dir} starts from itself")
         recipe = run_recipe(run_dir)
         chain.insert(0, run_dir)
-        if not recipe.init:
+        if not recipe.init or recipe.init.startswith(ZOO_INIT):
             return chain
         run_dir = Path(recipe.init)
+
+
+def _shipped_start(chain: list[Path]) -> dict[str, Any] | None:
+    """The manifest entry of the shipped weights the chain's first run started from, as that run
+    recorded it when it began (the manifest itself may list newer weights since)."""
+    if not run_recipe(chain[0]).init.startswith(ZOO_INIT):
+        return None
+    path = chain[0] / INIT_RECORD
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise NetsError(f"run {chain[0]} started from shipped weights but {path} is unreadable: "
+                        f"{first_line(exc)}") from None
 
 
 def _best_step(run_dir: Path) -> int:
@@ -87,10 +101,10 @@ def _best_step(run_dir: Path) -> int:
         raise NetsError(f"cannot read the best weights of run {run_dir}: {first_line(exc)}") from None
 
 
-def _command_history(chain: list[Path]) -> str | None:
-    """The training commands of every run in the chain joined with ``&&``: run in order they
-    reproduce the weights."""
-    lines = []
+def _command_history(chain: list[Path], start: dict[str, Any] | None) -> str | None:
+    """The training commands of every run in the chain joined with ``&&``, after those that made
+    and shipped the weights it started from (``start``): run in order they reproduce the weights."""
+    lines = [start[key] for key in ("command", "export_command") if start and start.get(key)]
     for run_dir in chain:
         path = run_dir / "command.txt"
         if path.is_file():
@@ -116,7 +130,8 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
                         f"registered layout of {recipe.model!r} can be shipped")
     record = json.loads((run_dir / "metrics.json").read_text())
     chain = _run_chain(run_dir)
-    earlier_steps = sum(_best_step(parent) for parent in chain[:-1])
+    start = _shipped_start(chain)
+    earlier_steps = sum(_best_step(parent) for parent in chain[:-1]) + int(start["steps"] if start else 0)
     model_spec = zoo.spec(recipe.model)
     trained = zoo.build(recipe.model)
     load_state_strict(trained, read_state_dict(run_dir / "best.pt"), run_dir / "best.pt")
@@ -135,7 +150,8 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "metrics": record["metrics"], "fps_cpu_480x360": round(cpu_fps(model, model_spec, fps_frames), 2),
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
         "train_size": "x".join(map(str, recipe.size)), "eval_size": "x".join(map(str, recipe.eval_size)),
-        "command": _command_history(chain),
+        "command": _command_history(chain, start),
+        "started_from": {"model": recipe.init[len(ZOO_INIT):], "sha256": start["sha256"]} if start else None,
         "export_command": export_command, "exported": date.today().isoformat(),
     }
     _write_manifest(weights_dir, recipe.model, entry)

@@ -27,7 +27,7 @@ from nets.errors import NetsError, first_line
 from nets.rednet import RedNet, deepened
 from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
-from nets.train.recipes import Recipe, run_recipe
+from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe, shipped_entry
 
 __all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "RESUMABLE_CHANGES"]
 
@@ -142,9 +142,21 @@ class _Run:
             raise NetsError(f"{path} is at step {self.step}, past the recipe's {self.recipe.steps} steps")
         return True
 
-    def start_from(self, parent_dir: Path) -> None:
-        """Load the best weights of the earlier run in ``parent_dir``: the same model and layout,
-        or a shallower RED-Net of the same kind, deepened so that it computes the same output."""
+    def start_from(self, init: str, objective: Objective) -> None:
+        """Load the starting weights ``init`` names: ``zoo:NAME``, the shipped weights of this
+        run's model (with the objective's deployment undone, so training resumes from the scores
+        it learned), or an earlier run folder's best weights (the same model and layout, or a
+        shallower RED-Net of the same kind, deepened so that it computes the same output)."""
+        if init.startswith(ZOO_INIT):
+            name = init[len(ZOO_INIT):]
+            if name != self.recipe.model:
+                raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
+            shipped, _ = zoo.load(name)
+            self.model.load_state_dict(objective.undeployed(shipped.to(self.device)).state_dict())
+            entry = shipped_entry(name)
+            (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
+            return
+        parent_dir = Path(init)
         try:
             parent = run_recipe(parent_dir)
             weights = read_state_dict(parent_dir / "best.pt")
@@ -206,15 +218,16 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     run = _Run(recipe, run_dir, device)
+    objective = make_objective(recipe, zoo.spec(recipe.model), device, run_dir / "cache")
     if run.resume():
         log(f"resuming {recipe.name} at step {run.step} from {run_dir / 'last.pt'}")
     elif recipe.init:
-        run.start_from(Path(recipe.init))
-        log(f"starting {recipe.name} from the best weights of {recipe.init}")
+        run.start_from(recipe.init, objective)
+        origin = "the shipped weights" if recipe.init.startswith(ZOO_INIT) else "the best weights of"
+        log(f"starting {recipe.name} from {origin} {recipe.init}")
     (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     if command:
         _record_command(run_dir / "command.txt", command)
-    objective = make_objective(recipe, zoo.spec(recipe.model), device, run_dir / "cache")
     stop = min(recipe.steps, until if until is not None else recipe.steps)
     workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
     started = time.monotonic()

@@ -70,6 +70,10 @@ class Objective(ABC):
         """The trained ``model`` as it is shipped and evaluated; the same model by default."""
         return model
 
+    def undeployed(self, model: nn.Module) -> nn.Module:
+        """The inverse of ``deployed``: shipped weights back as training left them."""
+        return model
+
     def evaluate_trained(self, model: nn.Module) -> dict[str, float]:
         """Held-out metrics of a model straight from training, deployed first as export ships it."""
         return self.evaluate(self.deployed(model))
@@ -110,6 +114,13 @@ class SegmentationObjective(Objective):
         with torch.no_grad():
             shipped.classifier.bias -= self.score_offsets.to(shipped.classifier.bias)
         return shipped
+
+    def undeployed(self, model: nn.Module) -> nn.Module:
+        """A copy of shipped ``model`` with ``score_offsets`` added back to its classifier's bias."""
+        trained = copy.deepcopy(model)
+        with torch.no_grad():
+            trained.classifier.bias += self.score_offsets.to(trained.classifier.bias)
+        return trained
 
     def camvid_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         i = int(rng.integers(len(self.train_split)))
@@ -300,6 +311,8 @@ class TrackingObjective(Objective):
 
 def make_objective(recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> Objective:
     """The objective a recipe names."""
-    kinds = {"segment": SegmentationObjective, "joint": JointObjective, "restore": RestorationObjective,
-             "track": TrackingObjective}
+    from nets.train.road_objectives import JointRoadObjective, RoadSegmentationObjective  # built on the above
+
+    kinds = {"segment": SegmentationObjective, "segment-roads": RoadSegmentationObjective, "joint": JointObjective,
+             "joint-roads": JointRoadObjective, "restore": RestorationObjective, "track": TrackingObjective}
     return kinds[recipe.objective](recipe, model_spec, device, cache_dir)

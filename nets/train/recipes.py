@@ -13,9 +13,11 @@ from typing import Any
 from nets import sizes
 from nets.errors import NetsError, first_line
 
-__all__ = ["Recipe", "RECIPES", "OPTIONAL_OPTIONS", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
+__all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPTIONAL_OPTIONS", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
 
-OBJECTIVES = ("segment", "joint", "restore", "track")
+OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "track")
+ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
+INIT_RECORD = "init.json"  # a run's copy of the manifest entry of the shipped weights it started from
 OPTIONAL_OPTIONS = {"restore": ("source_scale",)}  # options an objective reads only when present
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
@@ -97,6 +99,16 @@ def run_recipe(run_dir: str | Path) -> Recipe:
         raise NetsError(f"cannot read the recipe of run {run_dir}: {first_line(exc)}") from None
 
 
+def shipped_entry(model: str) -> dict[str, Any]:
+    """The manifest entry of a model's shipped weights (how they were trained and score)."""
+    path = Path(__file__).resolve().parents[1] / "weights" / "manifest.json"
+    try:
+        entry = json.loads(path.read_text())["models"][model]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NetsError(f"no shipped weights of {model!r} in {path}: {first_line(exc)}") from None
+    return dict(entry)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'240x180' → (240, 180), both sides at least 8."""
     try:
@@ -106,6 +118,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 _CAMVID = "CamVid train (367 frames), selected on CamVid val (101 frames)"
+
+_CAMVID_IDD = ("CamVid train (367 frames, fine labels) and IDD-lite (real Indian roads, coarse group labels; "
+               "research use only) minus every 5th sequence, both with strong photometric augmentation; "
+               "selected on the mean of CamVid val mIoU and the held-out IDD-lite sequences' group mIoU")
+_ROAD_OPTIONS = {"class_weighting": "median", "scale": (0.5, 2.0), "jitter": 0.0, "aspect": 0.15,
+                 "idd_share": 0.45, "idd_scale": (0.75, 1.6), "idd_weight": 1.0, "idd_val_every": 5,
+                 "photometric": True, "clip_frames": 45}
 
 _TRACK_OPTIONS = {
     "train_towns": list(range(2000, 2012)), "frames_per_town": 40, "frame_step": 2, "max_gap": 5, "min_side": 10,
@@ -120,6 +139,22 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            schedule="poly", warmup=20, eval_every=300,
            options={"class_weighting": "median", "scale": (0.5, 2.0), "jitter": 0.3},
            gpu={"size": (480, 360), "batch": 16, "steps": 12000, "eval_every": 1000, "warmup": 200}),
+    Recipe("seg-roads", "lwrefinenet-mbv2-camvid", "segment-roads", _CAMVID_IDD,
+           size=(240, 180), eval_size=(480, 360), batch=6, steps=2400, lr=3e-4, weight_decay=1e-4,
+           schedule="poly", warmup=50, eval_every=300, init=ZOO_INIT + "lwrefinenet-mbv2-camvid",
+           options=_ROAD_OPTIONS,
+           gpu={"size": (480, 360), "batch": 16, "steps": 12000, "eval_every": 1000, "warmup": 200}),
+    Recipe("joint-roads", "joint-mbv2-camvid", "joint-roads",
+           _CAMVID_IDD + "; domain-randomised synthetic towns 3000-3031 (labels + metric depth), held-out towns "
+           "9000-9003; real frames' depth supervised by the ground-plane geometry their labels imply",
+           size=(240, 180), eval_size=(240, 180), batch=6, steps=2400, lr=3e-4, schedule="poly", warmup=50,
+           eval_every=400, init=ZOO_INIT + "joint-mbv2-camvid",
+           options={**_ROAD_OPTIONS, "synth_share": 0.35, "randomise": True, "depth_weight": 0.1,
+                    "geometry_weight": 0.5, "ground_margin": 0.004, "max_depth": 80.0,
+                    "train_towns": list(range(3000, 3032)), "frames_per_town": 10, "frame_step": 23,
+                    "eval_towns": list(range(9000, 9004)), "eval_frames_per_town": 5, "eval_frame_step": 37},
+           gpu={"size": (480, 360), "eval_size": (480, 360), "batch": 16, "steps": 16000,
+                "eval_every": 1000, "warmup": 200}),
     Recipe("joint-camvid-synth", "joint-mbv2-camvid", "joint",
            _CAMVID + "; synthetic driving world towns 1000-1007 (labels + depth), held-out towns 9000-9003",
            size=(240, 180), eval_size=(240, 180), batch=6, steps=2000, lr=1e-3, schedule="poly", warmup=20,
