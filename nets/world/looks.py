@@ -69,7 +69,8 @@ def _clear(rng: np.random.Generator) -> Lighting:
 
 
 def _overcast(rng: np.random.Generator) -> Lighting:
-    """Flat grey-white sky nearly covered in slightly darker cloud, weak sun, strong sky light."""
+    """Flat grey-white sky nearly covered in slightly darker cloud, weak sun, faint shadows, strong
+    sky light."""
     level = float(rng.uniform(0.55, 1.2))
     tint = _u(rng, (0.97, 0.98, 1.0), (1.0, 1.0, 1.06))
     sky = _scaled(tint, level)
@@ -79,12 +80,13 @@ def _overcast(rng: np.random.Generator) -> Lighting:
         sky_zenith=_scaled(sky, float(rng.uniform(0.85, 1.0))), sky_horizon=sky,
         ambient=_scaled(tint, float(rng.uniform(0.7, 1.0))),
         fog_distance=float(rng.uniform(250.0, 700.0)), cloud_cover=float(rng.uniform(0.85, 1.0)),
-        cloud_colour=_scaled(sky, float(rng.uniform(0.8, 1.05))),
+        cloud_colour=_scaled(sky, float(rng.uniform(0.8, 1.05))), shadow_strength=float(rng.uniform(0.15, 0.4)),
     )
 
 
 def _hazy(rng: np.random.Generator) -> Lighting:
-    """Whitish-blue sky over a pale grey-yellow horizon, dim warm sun, thick distance haze."""
+    """Whitish-blue sky over a pale grey-yellow horizon, dim warm sun, softer shadows, thick distance
+    haze."""
     level = float(rng.uniform(0.7, 0.95))
     horizon = _scaled(_u(rng, (1.0, 0.96, 0.86), (1.0, 1.0, 1.0)), level)
     zenith = _u(rng, (0.38, 0.48, 0.6), (0.58, 0.65, 0.8))
@@ -93,7 +95,7 @@ def _hazy(rng: np.random.Generator) -> Lighting:
         float(rng.uniform(10.0, 60.0)), float(rng.uniform(0.0, 360.0)), sun_colour=sun,
         sky_zenith=zenith, sky_horizon=horizon, ambient=_scaled(horizon, float(rng.uniform(0.4, 0.55))),
         fog_distance=float(rng.uniform(60.0, 250.0)), cloud_cover=float(rng.uniform(0.0, 0.4)),
-        cloud_colour=_scaled(horizon, 1.05),
+        cloud_colour=_scaled(horizon, 1.05), shadow_strength=float(rng.uniform(0.6, 0.9)),
     )
 
 

@@ -362,12 +362,14 @@ def sky_colour(light: Lighting, direction: torch.Tensor, noise: Noise) -> torch.
 
 def shade(light: Lighting, rays: torch.Tensor, depth: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
           reflect: torch.Tensor, emit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
-    """Linear RGB of surface points: Lambert sun with shadows, sky ambient, mirror reflection of
-    the sky on glossy surfaces, emission, then distance fog."""
+    """Linear RGB of surface points: Lambert sun with shadows (``shadow`` 0..1, scaled by the
+    light's shadow strength), sky ambient, mirror reflection of the sky on glossy surfaces,
+    emission, then distance fog."""
     dev = rays.device
     sun = torch.tensor(light.sun_dir, dtype=torch.float32, device=dev)
     sun_rgb = torch.tensor(light.sun_colour, device=dev) * 2.2
     ambient = torch.tensor(light.ambient, device=dev)
+    shadow = shadow * light.shadow_strength
     lambert = (normal @ sun).clamp_min_(0).mul_(1 - shadow)
     sky_light = (0.7 + 0.3 * normal[:, 1]) * (1.0 - 0.3 * shadow)
     colour = albedo * (sun_rgb * lambert[:, None] + ambient * sky_light[:, None]) + emit

@@ -46,7 +46,8 @@ class Street:
 @dataclass(frozen=True)
 class Lighting:
     """Daylight: unit vector towards the sun, linear RGB colours and distance fog. Clouds are lit
-    with ``cloud_colour``, or with the sun's colour when it is None."""
+    with ``cloud_colour``, or with the sun's colour when it is None; ``shadow_strength`` scales how
+    much cast shadows darken (1 full, lower under diffuse overcast light)."""
 
     sun_dir: tuple[float, float, float] = (0.4, 0.75, -0.5)
     sun_colour: tuple[float, float, float] = (1.0, 0.96, 0.88)
@@ -56,6 +57,7 @@ class Lighting:
     fog_distance: float = 450.0
     cloud_cover: float = 0.35
     cloud_colour: tuple[float, float, float] | None = None
+    shadow_strength: float = 1.0
 
     @staticmethod
     def from_angles(elevation_deg: float, azimuth_deg: float, **kw) -> Lighting:
