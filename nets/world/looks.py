@@ -34,14 +34,15 @@ class Look:
 
 
 def draw_look(seed: int) -> Look:
-    """The look of town ``seed``; the same seed always gives the same look."""
-    rng = generator(seed, _STREAM)
+    """The look of town ``seed``; the same seed always gives the same look. Sky, paints, ground and
+    camera come from separate sub-streams, so each can be retuned without reshuffling the others."""
+    rng = generator(seed, _STREAM, 0)
     sky = SKIES[int(rng.choice(len(SKIES), p=_SKY_ODDS))]
-    lighting = _LIGHTING[sky](rng)
+    rig = generator(seed, _STREAM, 3)
     return Look(
-        sky=sky, lighting=lighting, paints=_paints(rng), ground=_ground(rng),
-        camera_height=float(rng.uniform(1.1, 2.6)), camera_pitch=float(rng.uniform(-0.12, 0.04)),
-        fov_deg=float(rng.uniform(45.0, 95.0)),
+        sky=sky, lighting=_LIGHTING[sky](rng), paints=_paints(generator(seed, _STREAM, 1)),
+        ground=_ground(generator(seed, _STREAM, 2)), camera_height=float(rig.uniform(1.1, 2.6)),
+        camera_pitch=float(rig.uniform(-0.12, 0.04)), fov_deg=float(rig.uniform(45.0, 95.0)),
     )
 
 
@@ -54,11 +55,16 @@ def _scaled(colour: tuple[float, ...], k: float) -> tuple[float, float, float]:
     return tuple(float(c * k) for c in colour)
 
 
+def _between(a: tuple[float, ...], b: tuple[float, ...], f: float) -> tuple[float, float, float]:
+    """The colour a fraction ``f`` of the way from ``a`` to ``b``."""
+    return tuple(float(x + (y - x) * f) for x, y in zip(a, b))
+
+
 def _clear(rng: np.random.Generator) -> Lighting:
     """Blue sky from deep to pale, white sun, few to some cumulus."""
     pale = float(rng.uniform(0.0, 1.0))
-    zenith = tuple(float(a + (b - a) * pale) for a, b in zip((0.03, 0.12, 0.62), (0.2, 0.36, 0.78)))
-    horizon = tuple(float(a + (b - a) * pale) for a, b in zip((0.2, 0.38, 0.8), (0.66, 0.76, 0.9)))
+    zenith = _between((0.03, 0.12, 0.62), (0.2, 0.36, 0.78), pale)
+    horizon = _between((0.2, 0.38, 0.8), (0.66, 0.76, 0.9), pale)
     sun = _scaled(_u(rng, (1.0, 0.94, 0.86), (1.0, 1.0, 0.97)), float(rng.uniform(0.9, 1.15)))
     return Lighting.from_angles(
         float(rng.uniform(15.0, 70.0)), float(rng.uniform(0.0, 360.0)), sun_colour=sun,
@@ -102,14 +108,13 @@ def _hazy(rng: np.random.Generator) -> Lighting:
 def _dusk(rng: np.random.Generator) -> Lighting:
     """Low orange sun, orange-to-pink horizon under a deep blue-violet zenith, dim bluish sky light."""
     sun = _scaled(_u(rng, (1.0, 0.48, 0.22), (1.0, 0.7, 0.4)), float(rng.uniform(0.8, 1.2)))
-    pink = float(rng.uniform(0.0, 1.0))
-    horizon = tuple(float(a + (b - a) * pink) for a, b in zip((0.95, 0.5, 0.22), (0.9, 0.45, 0.5)))
+    horizon = _between((0.95, 0.5, 0.22), (0.9, 0.45, 0.5), float(rng.uniform(0.0, 1.0)))
     return Lighting.from_angles(
         float(rng.uniform(5.0, 14.0)), float(rng.uniform(0.0, 360.0)), sun_colour=sun,
         sky_zenith=_u(rng, (0.06, 0.08, 0.25), (0.16, 0.16, 0.45)), sky_horizon=horizon,
         ambient=_scaled((0.8, 0.8, 1.1), float(rng.uniform(0.18, 0.3))),
         fog_distance=float(rng.uniform(300.0, 900.0)), cloud_cover=float(rng.uniform(0.0, 0.6)),
-        cloud_colour=tuple(float((s + h) / 2) for s, h in zip(sun, horizon)),
+        cloud_colour=_between(sun, horizon, 0.5),
     )
 
 
@@ -122,7 +127,8 @@ def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
 
 def _paints(rng: np.random.Generator) -> Paints:
     """Facades from grey and beige to colourful plaster, any town brightness; a car palette of
-    mostly white, grey and black with some saturated paints; foliage from dark blue-green to olive and yellow green."""
+    mostly white, grey and black with some saturated paints; foliage from dark green to olive and
+    yellow green."""
     colourful = float(rng.uniform(0.05, 0.6))
     bright = float(rng.uniform(0.6, 1.3))
     facades = []
@@ -137,7 +143,7 @@ def _paints(rng: np.random.Generator) -> Paints:
         else:
             cars.append(_hsv(float(rng.random()), float(rng.uniform(0.5, 0.95)), float(rng.uniform(0.15, 0.7))))
     green = float(rng.uniform(0.1, 0.28))
-    foliage = np.array([green * float(rng.uniform(0.2, 1.1)), green, green * float(rng.uniform(0.1, 0.7))])
+    foliage = np.array([green * float(rng.uniform(0.2, 1.1)), green, green * float(rng.uniform(0.1, 0.55))])
     return Paints(facades=np.array(facades), cars=np.array(cars), foliage=foliage)
 
 

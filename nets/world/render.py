@@ -356,7 +356,8 @@ def sky_colour(light: Lighting, direction: torch.Tensor, noise: Noise) -> torch.
     cover = ((cloud - (0.72 - 0.35 * light.cloud_cover)) / 0.12).clamp(0, 1) * (up / 0.08).clamp(0, 1)
     cos_sun = (direction @ torch.tensor(light.sun_dir, dtype=torch.float32, device=direction.device)).clamp(0, 1)
     cloud_light = light.sun_colour if light.cloud_colour is None else light.cloud_colour
-    cloud_rgb = torch.tensor(cloud_light, device=direction.device) * ((0.85 + 0.3 * cos_sun) * (0.8 + 0.2 * cloud))[:, None]
+    brightness = (0.85 + 0.3 * cos_sun) * (0.8 + 0.2 * cloud)
+    cloud_rgb = torch.tensor(cloud_light, device=direction.device) * brightness[:, None]
     return torch.lerp(sky_gradient(light, direction), cloud_rgb, cover[:, None])
 
 
