@@ -1,4 +1,7 @@
-"""Tests for the procedural driving world: exact geometry, label/depth agreement, boxes, determinism."""
+"""Tests for the procedural driving world: exact geometry, label/depth agreement, boxes, determinism,
+domain randomisation."""
+
+import math
 
 import numpy as np
 import pytest
@@ -7,7 +10,9 @@ import torch
 from nets.world import SKY_DEPTH, Camera, DrivingWorld, Pose, PrimitiveBuilder, Renderer, Scene
 from nets.world.__main__ import main as preview_main
 from nets.world.dataset import DrivingWorldDataset, collate
+from nets.world.frames import SyntheticFrames
 from nets.world.labels import AGENT_CLASSES, BUILDING, CAR, POLE, ROAD, SKY, TREE
+from nets.world.looks import SKIES, draw_look
 from nets.world.primitives import Kind, Material
 from nets.world.world import agent_boxes
 
@@ -179,3 +184,101 @@ def test_preview_command_writes_three_panels(tmp_path):
     preview_main(["--seed", "3", "--width", "48", "--height", "32", "--out", str(out)], standalone_mode=False)
     picture = cv2.imread(str(out))
     assert picture.shape == (32, 144, 3)
+
+
+def test_default_look_is_unchanged(frames):
+    explicit = DrivingWorld(5, W, H, randomise=False)
+    assert explicit.look is None
+    again = explicit.render(0)
+    assert np.array_equal(again.rgb, frames[0].rgb) and np.array_equal(again.depth, frames[0].depth)
+    # today's default look, pinned coarsely (exact bytes may move with the torch version)
+    mean = frames[0].rgb.reshape(-1, 3).mean(0)
+    np.testing.assert_allclose(mean, [97.234, 100.919, 99.646], atol=0.05)
+    counts = np.bincount(frames[0].labels.ravel(), minlength=11).tolist()
+    assert counts == [698, 1790, 19, 2917, 254, 1047, 10, 34, 114, 28, 1]
+
+
+def test_looks_stay_in_their_ranges():
+    looks = [draw_look(seed) for seed in range(200)]
+    assert {look.sky for look in looks} == set(SKIES)
+    for look in looks:
+        light = look.lighting
+        assert 5.0 <= math.degrees(math.asin(light.sun_dir[1])) <= 70.0
+        assert 60.0 <= light.fog_distance <= 900.0 and 0.0 <= light.cloud_cover <= 1.0
+        assert 1.1 <= look.camera_height <= 2.6 and -0.12 <= look.camera_pitch <= 0.04
+        assert 45.0 <= look.fov_deg <= 95.0
+        assert look.paints.facades.shape == look.paints.cars.shape == (10, 3)
+    assert np.std([look.camera_height for look in looks]) > 0.3
+    assert np.std([look.ground.asphalt for look in looks]) > 0.4
+
+
+def test_randomised_world_is_deterministic_and_keeps_the_layout():
+    a, b = DrivingWorld(7, W, H, randomise=True), DrivingWorld(7, W, H, randomise=True)
+    fa, fb = a.render(3), b.render(3)
+    assert repr(a.look) == repr(b.look)
+    assert np.array_equal(fa.rgb, fb.rgb) and np.array_equal(fa.depth, fb.depth)
+    assert np.array_equal(fa.labels, fb.labels) and fa.boxes == fb.boxes
+    plain_scene, _ = DrivingWorld(7, W, H).scene(3)
+    random_scene, _ = a.scene(3)
+    assert np.array_equal(plain_scene.primitives.center, random_scene.primitives.center)
+    assert np.array_equal(plain_scene.primitives.label, random_scene.primitives.label)
+    assert not np.array_equal(plain_scene.primitives.colour, random_scene.primitives.colour)
+    assert a.camera.fov_deg == a.look.fov_deg and a.pose(3).y != DrivingWorld(7, W, H).pose(3).y
+
+
+def _first_seed(sky: str) -> int:
+    return next(seed for seed in range(100) if draw_look(seed).sky == sky)
+
+
+def test_randomised_skies_look_their_kind():
+    means = {}
+    for sky in SKIES:
+        frame = DrivingWorld(_first_seed(sky), W, H, randomise=True).render(0)
+        pixels = frame.rgb[frame.labels == SKY].astype(np.float64)
+        assert len(pixels) > 100, sky
+        means[sky] = pixels.mean(0)
+    r, g, b = means["clear"]
+    assert b > r + 40, means["clear"]
+    assert np.ptp(means["overcast"]) < 15 and means["overcast"].min() > 150, means["overcast"]
+    r, g, b = means["dusk"]
+    assert r > b + 15, means["dusk"]
+    assert np.abs(means["clear"] - means["dusk"]).max() > 40
+    blueness = {sky: mean[2] - mean[0] for sky, mean in means.items()}
+    assert blueness["clear"] > blueness["overcast"] + 30 and blueness["clear"] > blueness["dusk"] + 60
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
+def test_randomised_road_depth_follows_the_drawn_camera(seed):
+    world = DrivingWorld(seed, W, H, wobble=False, randomise=True)
+    look = world.look
+    frame = world.render(9)
+    pose = world.pose(9)
+    assert (pose.y, pose.pitch, pose.yaw) == (look.camera_height, look.camera_pitch, 0.0)
+    f = W / 2 / math.tan(math.radians(look.fov_deg) / 2)
+    horizon = H / 2 + f * math.tan(look.camera_pitch)  # image y (pixel edges) of the horizon
+    rows = np.arange(H)[:, None] + 0.5 - horizon
+    with np.errstate(divide="ignore"):
+        expected = np.broadcast_to(look.camera_height * f / (math.cos(look.camera_pitch) * rows), (H, W))
+    road = frame.labels == ROAD
+    assert road.sum() > W * H // 10
+    assert (rows[:, 0][road.any(1)] > 0).all()
+    np.testing.assert_allclose(frame.depth[road], expected[road], rtol=1e-4)
+
+
+def test_randomised_frames_are_cached_under_their_own_name(tmp_path):
+    plain = SyntheticFrames([3], 1, (48, 32), cache_dir=tmp_path)
+    varied = SyntheticFrames([3], 1, (48, 32), cache_dir=tmp_path, randomise=True)
+    a, b = plain.frame(0), varied.frame(0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["town3_f0_48x32.npz", "town3_f0_48x32_dr.npz"]
+    assert not np.array_equal(a["rgb"], b["rgb"])
+    assert np.array_equal(SyntheticFrames([3], 1, (48, 32), cache_dir=tmp_path, randomise=True).frame(0)["rgb"],
+                          b["rgb"])
+
+
+def test_preview_sheet_of_randomised_towns(tmp_path):
+    import cv2
+
+    out = tmp_path / "sheet.png"
+    preview_main(["--seed", "3", "--sheet", "2", "--randomise", "--width", "48", "--height", "32", "--out", str(out)],
+                 standalone_mode=False)
+    assert cv2.imread(str(out)).shape == (66, 144, 3)

@@ -13,14 +13,15 @@ from .frames import SyntheticFrames
 
 class DrivingWorldDataset(Dataset):
     """Item ``i`` is frame ``(i % frames_per_town) * frame_step`` of town ``seeds[i // frames_per_town]``
-    (see ``SyntheticFrames``, which also caches rendered frames in ``cache_dir`` when given).
+    (see ``SyntheticFrames``, which also caches rendered frames in ``cache_dir`` when given and
+    draws each town's look from its seed when ``randomise`` is set).
 
     Items are dicts: image float32 3xHxW in 0..1, depth float32 1xHxW (metres along the optical
     axis), labels int64 HxW (CamVid ids) and boxes int64 Kx6 (track_id, cls, x, y, w, h)."""
 
     def __init__(self, seeds: Sequence[int], frames_per_town: int, width: int = 480, height: int = 360,
-                 frame_step: int = 1, cache_dir: str | Path | None = None) -> None:
-        self.frames = SyntheticFrames(seeds, frames_per_town, (width, height), frame_step, cache_dir)
+                 frame_step: int = 1, cache_dir: str | Path | None = None, randomise: bool = False) -> None:
+        self.frames = SyntheticFrames(seeds, frames_per_town, (width, height), frame_step, cache_dir, randomise)
 
     def __len__(self) -> int:
         return len(self.frames)

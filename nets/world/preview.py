@@ -1,7 +1,9 @@
-"""Side-by-side picture of a frame: RGB, colour-mapped depth and CamVid-coloured labels."""
+"""Side-by-side picture of a frame (RGB, colour-mapped depth, CamVid-coloured labels) and contact
+sheets of several."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .labels import CLASS_COLOURS
@@ -46,3 +48,18 @@ def panel(frame: WorldFrame, boxes: bool = False) -> np.ndarray:
     """RGB | depth | labels, side by side (H x 3W x 3 uint8)."""
     rgb = draw_boxes(frame.rgb, frame) if boxes else frame.rgb
     return np.concatenate([rgb, colour_depth(frame.depth), colour_labels(frame.labels)], axis=1)
+
+
+def caption(picture: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``picture`` with ``text`` written small in its top-left corner, white on black."""
+    out = np.ascontiguousarray(picture).copy()
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, thickness, cv2.LINE_AA)
+    return out
+
+
+def sheet(pictures: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Equal-width pictures stacked top to bottom with ``gap`` black rows between them."""
+    spacer = np.zeros((gap, pictures[0].shape[1], 3), dtype=np.uint8)
+    rows = [part for p in pictures for part in (spacer, p)][1:]
+    return np.concatenate(rows, axis=0)

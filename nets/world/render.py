@@ -96,7 +96,7 @@ class Renderer:
         footprint = t / cam.focal
         n_ground = ground_px.numel()
         ground = _ground_surface(point[:n_ground], take(ground_normal, ground_px), take(ground_kind, ground_px),
-                                 scene.street, cross, self.noise, footprint[:n_ground])
+                                 scene, cross, self.noise, footprint[:n_ground])
         prim_id = take(ident, prim_px)
         solid = _primitive_surface(point[n_ground:], prims, prim_id, self.noise, footprint[n_ground:])
         normal, albedo, reflect, emit = (torch.cat([g, p]) for g, p in zip(ground, solid))
@@ -244,10 +244,11 @@ def _label_maps(prims: dict[str, torch.Tensor], ident: torch.Tensor, is_ground: 
     return labels, take(agent_of, safe_id)
 
 
-def _ground_surface(point: torch.Tensor, normal: torch.Tensor, kind: torch.Tensor, street: Street, cross: torch.Tensor,
+def _ground_surface(point: torch.Tensor, normal: torch.Tensor, kind: torch.Tensor, scene: Scene, cross: torch.Tensor,
                     noise: Noise, footprint: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Normal, albedo, reflection weight and emission of street-surface points."""
-    albedo = ground_albedo(point[:, 0], point[:, 2], kind, street, cross, noise, footprint) if kind.numel() else point * 0
+    albedo = ground_albedo(point[:, 0], point[:, 2], kind, scene.street, cross, noise, footprint,
+                           scene.ground) if kind.numel() else point * 0
     return normal, albedo, point[:, 0] * 0, point * 0
 
 
@@ -354,18 +355,22 @@ def sky_colour(light: Lighting, direction: torch.Tensor, noise: Noise) -> torch.
     cloud = noise.smooth(u * 9.0 + 11.0, v * 9.0) * 0.7 + noise.smooth(u * 37.0, v * 37.0 + 5.0) * 0.3
     cover = ((cloud - (0.72 - 0.35 * light.cloud_cover)) / 0.12).clamp(0, 1) * (up / 0.08).clamp(0, 1)
     cos_sun = (direction @ torch.tensor(light.sun_dir, dtype=torch.float32, device=direction.device)).clamp(0, 1)
-    cloud_rgb = torch.tensor(light.sun_colour, device=direction.device) * ((0.85 + 0.3 * cos_sun) * (0.8 + 0.2 * cloud))[:, None]
+    cloud_light = light.sun_colour if light.cloud_colour is None else light.cloud_colour
+    brightness = (0.85 + 0.3 * cos_sun) * (0.8 + 0.2 * cloud)
+    cloud_rgb = torch.tensor(cloud_light, device=direction.device) * brightness[:, None]
     return torch.lerp(sky_gradient(light, direction), cloud_rgb, cover[:, None])
 
 
 def shade(light: Lighting, rays: torch.Tensor, depth: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
           reflect: torch.Tensor, emit: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
-    """Linear RGB of surface points: Lambert sun with shadows, sky ambient, mirror reflection of
-    the sky on glossy surfaces, emission, then distance fog."""
+    """Linear RGB of surface points: Lambert sun with shadows (``shadow`` 0..1, scaled by the
+    light's shadow strength), sky ambient, mirror reflection of the sky on glossy surfaces,
+    emission, then distance fog."""
     dev = rays.device
     sun = torch.tensor(light.sun_dir, dtype=torch.float32, device=dev)
     sun_rgb = torch.tensor(light.sun_colour, device=dev) * 2.2
     ambient = torch.tensor(light.ambient, device=dev)
+    shadow = shadow * light.shadow_strength
     lambert = (normal @ sun).clamp_min_(0).mul_(1 - shadow)
     sky_light = (0.7 + 0.3 * normal[:, 1]) * (1.0 - 0.3 * shadow)
     colour = albedo * (sun_rgb * lambert[:, None] + ambient * sky_light[:, None]) + emit

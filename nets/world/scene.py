@@ -45,7 +45,9 @@ class Street:
 
 @dataclass(frozen=True)
 class Lighting:
-    """Daylight: unit vector towards the sun, linear RGB colours and distance fog."""
+    """Daylight: unit vector towards the sun, linear RGB colours and distance fog. Clouds are lit
+    with ``cloud_colour``, or with the sun's colour when it is None; ``shadow_strength`` scales how
+    much cast shadows darken (1 full, lower under diffuse overcast light)."""
 
     sun_dir: tuple[float, float, float] = (0.4, 0.75, -0.5)
     sun_colour: tuple[float, float, float] = (1.0, 0.96, 0.88)
@@ -54,12 +56,26 @@ class Lighting:
     ambient: tuple[float, float, float] = (0.32, 0.38, 0.48)
     fog_distance: float = 450.0
     cloud_cover: float = 0.35
+    cloud_colour: tuple[float, float, float] | None = None
+    shadow_strength: float = 1.0
 
     @staticmethod
     def from_angles(elevation_deg: float, azimuth_deg: float, **kw) -> Lighting:
         """Sun at ``elevation_deg`` above the horizon, ``azimuth_deg`` clockwise from +z."""
         e, a = math.radians(elevation_deg), math.radians(azimuth_deg)
         return Lighting(sun_dir=(math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)), **kw)
+
+
+@dataclass(frozen=True)
+class GroundStyle:
+    """Colour multipliers of the street surface: asphalt brightness and tint, the bike lanes'
+    tint over the asphalt, and the pavement slabs' and curb stones' colour."""
+
+    asphalt: float = 1.0
+    asphalt_tint: tuple[float, float, float] = (1.0, 1.0, 1.04)
+    bike_tint: tuple[float, float, float] = (1.5, 0.75, 0.7)
+    pavement: tuple[float, float, float] = (1.0, 0.98, 0.95)
+    curb: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -72,12 +88,14 @@ class AgentInfo:
 
 @dataclass
 class Scene:
-    """Everything drawn at one instant: primitives over a ground plane shaped by ``street``."""
+    """Everything drawn at one instant: primitives over a ground plane shaped by ``street`` and
+    coloured by ``ground``."""
 
     primitives: Primitives
     street: Street = field(default_factory=Street)
     lighting: Lighting = field(default_factory=Lighting)
     agents: list[AgentInfo] = field(default_factory=list)
+    ground: GroundStyle = field(default_factory=GroundStyle)
 
     def __post_init__(self) -> None:
         bad = self.primitives.agent[self.primitives.agent >= len(self.agents)]

@@ -11,7 +11,7 @@ import torch
 
 from .gather import take, where_true
 from .primitives import Material
-from .scene import Street
+from .scene import GroundStyle, Street
 
 TEXTURE_PERIOD = 768.0
 _SIZE = 256
@@ -52,25 +52,25 @@ def _band(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 
 def ground_albedo(x: torch.Tensor, z: torch.Tensor, kind: torch.Tensor, street: Street, cross: torch.Tensor,
-                  noise: Noise, footprint: torch.Tensor) -> torch.Tensor:
+                  noise: Noise, footprint: torch.Tensor, style: GroundStyle) -> torch.Tensor:
     """Linear RGB albedo of ground points (kind 0 road, 1 pavement top, 2 curb face)."""
     rows, blocks = [], []
     for k, texture in enumerate((_road, _pavement, _curb)):
         i = where_true(kind == k)
         if i.numel():
             rows.append(i)
-            blocks.append(texture(take(x, i), take(z, i), street, cross, noise, take(footprint, i)))
+            blocks.append(texture(take(x, i), take(z, i), street, cross, noise, take(footprint, i), style))
     return torch.empty(x.shape[0], 3, device=x.device).index_copy_(0, torch.cat(rows), torch.cat(blocks))
 
 
-def _road(x, z, street, cross, noise, footprint):
+def _road(x, z, street, cross, noise, footprint, style):
     """Asphalt with blotches and grain, worn lane markings, zebra crossings, stop lines, red
     bike lanes and a dark gutter along the curb."""
     ax = x.abs()
     grain = noise.smooth(x * 4.0, z * 4.0) - 0.5
     blotch = noise.smooth(x / 3.0 + 97.0, z / 3.0)
-    asphalt = 0.05 + 0.035 * blotch + 0.04 * grain * (1.0 - footprint / 0.25).clamp(0, 1)
-    road = asphalt[:, None] * torch.tensor([1.0, 1.0, 1.04], device=x.device)
+    asphalt = (0.05 + 0.035 * blotch + 0.04 * grain * (1.0 - footprint / 0.25).clamp(0, 1)) * style.asphalt
+    road = asphalt[:, None] * torch.tensor(style.asphalt_tint, device=x.device)
     lane_w, lanes, edge = street.lane_width, street.lanes_each_way, street.carriageway_x
     dash = (z / 12.0).frac() < 0.3
     yellow = _band(ax, 0.08, 0.2)
@@ -91,25 +91,25 @@ def _road(x, z, street, cross, noise, footprint):
                              torch.tensor([0.75, 0.75, 0.72], device=x.device))
         road = road.index_copy(0, paint, colour * worn[:, None])
     bike = _band(ax, edge + 0.1, street.curb_x) & ~in_cross
-    road = torch.where(bike[:, None], road * torch.tensor([1.5, 0.75, 0.7], device=x.device), road)
+    road = torch.where(bike[:, None], road * torch.tensor(style.bike_tint, device=x.device), road)
     gutter = 1.0 - 0.45 * torch.exp(-(street.curb_x - ax).clamp_min(0) / 0.25) * (~in_cross)
     return road * gutter[:, None]
 
 
-def _pavement(x, z, street, cross, noise, footprint):
+def _pavement(x, z, street, cross, noise, footprint, style):
     """0.6 m concrete slabs with seams, darker along the building line."""
     grain = noise.smooth(x * 4.0, z * 4.0) - 0.5
     seam = ((x / 0.6).frac() < 0.06) | ((z / 0.6).frac() < 0.06)
     slab = 0.25 + 0.06 * noise.cell((x / 0.6).floor(), (z / 0.6).floor()) + 0.08 * grain * (1.0 - footprint / 0.25).clamp(0, 1)
     slab = slab * torch.where(seam, 1.0 - 0.35 * (1.0 - footprint / 0.1).clamp(0, 1), torch.ones_like(slab))
     wall = 1.0 - 0.4 * torch.exp(-(street.building_x - x.abs()).clamp_min(0) / 0.5)
-    return (slab * wall)[:, None] * torch.tensor([1.0, 0.98, 0.95], device=x.device)
+    return (slab * wall)[:, None] * torch.tensor(style.pavement, device=x.device)
 
 
-def _curb(x, z, street, cross, noise, footprint):
+def _curb(x, z, street, cross, noise, footprint, style):
     """Light concrete curb stones."""
     grain = noise.smooth(x * 4.0, z * 4.0) - 0.5
-    return (0.42 * (0.9 + 0.2 * grain))[:, None].expand(-1, 3)
+    return (0.42 * (0.9 + 0.2 * grain))[:, None] * torch.tensor(style.curb, device=x.device)
 
 
 def surface_albedo(material: torch.Tensor, local: torch.Tensor, normal: torch.Tensor, half: torch.Tensor,

@@ -11,15 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .labels import BUILDING, FENCE, POLE, SIGN, TREE
+from .paints import FACADES, Paints
 from .primitives import Kind, Material, PrimitiveBuilder, Primitives
 from .seeding import generator
 from .scene import Lighting, Street
-
-_FACADES = np.array([
-    (0.55, 0.48, 0.38), (0.45, 0.18, 0.12), (0.42, 0.42, 0.42), (0.7, 0.68, 0.62), (0.66, 0.58, 0.36),
-    (0.35, 0.26, 0.2), (0.36, 0.4, 0.46), (0.6, 0.42, 0.32), (0.25, 0.25, 0.27), (0.62, 0.55, 0.5),
-])
-
 
 @dataclass(frozen=True)
 class TownStyle:
@@ -45,7 +40,7 @@ class TownStyle:
             cross_width=float(rng.uniform(11.0, 16.0)),
             cross_prob=float(rng.uniform(0.4, 0.9)),
             height_range=(low, low + float(rng.uniform(8.0, 35.0))),
-            palette=tuple(int(i) for i in rng.choice(len(_FACADES), size=5, replace=False)),
+            palette=tuple(int(i) for i in rng.choice(len(FACADES), size=5, replace=False)),
             tree_prob=float(rng.uniform(0.2, 0.9)),
             sign_prob=float(rng.uniform(0.2, 0.6)),
             railing_prob=float(rng.uniform(0.1, 0.5)),
@@ -81,8 +76,9 @@ class Block:
 class Town:
     """The static part of a seeded world, generated block by block on demand."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, paints: Paints | None = None) -> None:
         self.seed = seed
+        self.paints = paints if paints is not None else Paints()
         self.style = TownStyle.draw(seed)
         self.street = Street(pavement_width=float(generator(seed, 3).uniform(3.5, 5.0)))
         self.lighting = draw_lighting(seed)
@@ -118,7 +114,7 @@ class Town:
         return Block(cross, out.build())
 
     def _facade(self, rng: np.random.Generator) -> np.ndarray:
-        base = _FACADES[rng.choice(self.style.palette)]
+        base = self.paints.facades[rng.choice(self.style.palette)]
         return np.clip(base * rng.uniform(0.85, 1.15) + rng.normal(0.0, 0.025, 3), 0.03, 0.9)
 
     def _facade_param(self, rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -214,7 +210,7 @@ class Town:
         radius = float(rng.uniform(1.4, 2.4))
         out.add(Kind.CYLINDER, (x, trunk / 2, z), (0.17, trunk / 2, 0.17), TREE, Material.BARK, (0.22, 0.15, 0.09))
         ry = radius * float(rng.uniform(1.0, 1.4))
-        green = np.array([0.09, 0.2, 0.05]) * rng.uniform(0.7, 1.3) + np.array([0.03, 0.02, 0.0]) * rng.random()
+        green = self.paints.foliage * rng.uniform(0.7, 1.3) + np.array([0.03, 0.02, 0.0]) * rng.random()
         out.add(Kind.ELLIPSOID, (x, trunk + 0.6 * ry, z), (radius, ry, radius), TREE, Material.FOLIAGE, green,
                 (float(rng.random()), 0.0, 0.0, 0.0))
 

@@ -12,14 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .labels import BICYCLIST, CAR, PEDESTRIAN
+from .paints import CAR_COLOURS
 from .primitives import Kind, Material, PrimitiveBuilder
 from .seeding import generator, uniform
 from .scene import AgentInfo, Street
 
-_CAR_COLOURS = np.array([
-    (0.8, 0.8, 0.8), (0.03, 0.03, 0.035), (0.45, 0.46, 0.48), (0.5, 0.04, 0.03), (0.05, 0.12, 0.4),
-    (0.2, 0.2, 0.22), (0.7, 0.6, 0.45), (0.08, 0.25, 0.12), (0.85, 0.55, 0.05), (0.6, 0.62, 0.66),
-])
 _CLOTHES = np.array([
     (0.05, 0.05, 0.07), (0.1, 0.12, 0.3), (0.45, 0.08, 0.06), (0.6, 0.6, 0.58), (0.2, 0.3, 0.15),
     (0.35, 0.25, 0.15), (0.7, 0.55, 0.2), (0.15, 0.15, 0.15),
@@ -67,8 +64,9 @@ def draw_lanes(seed: int, street: Street, camera_speed: float) -> list[Lane]:
 
 
 def add_agents(out: PrimitiveBuilder, agents: list[AgentInfo], seed: int, lane: Lane, time: float,
-               camera_z: float, z_range: tuple[float, float]) -> None:
-    """Append the primitives of every agent of ``lane`` whose centre lies in ``z_range``."""
+               camera_z: float, z_range: tuple[float, float], paints: np.ndarray = CAR_COLOURS) -> None:
+    """Append the primitives of every agent of ``lane`` whose centre lies in ``z_range``; cars and
+    bicycles take their paint from ``paints`` (N x 3)."""
     shift = camera_z + lane.first if lane.follow else lane.speed * time
     j0 = int(np.floor((z_range[0] - shift) / lane.spacing)) - 1
     j1 = int(np.ceil((z_range[1] - shift) / lane.spacing))
@@ -86,20 +84,21 @@ def add_agents(out: PrimitiveBuilder, agents: list[AgentInfo], seed: int, lane: 
         index = len(agents)
         agents.append(AgentInfo(lane.lane_id * 1_000_000 + int(slot) % 1_000_000, lane.cls))
         if lane.cls == CAR:
-            _car(out, index, lane.x + (d[2] - 0.5) * 0.4, float(zc), heading, d)
+            _car(out, index, lane.x + (d[2] - 0.5) * 0.4, float(zc), heading, d, paints)
         elif lane.cls == BICYCLIST:
-            _cyclist(out, index, lane.x + (d[2] - 0.5) * 0.3, float(zc), heading, d)
+            _cyclist(out, index, lane.x + (d[2] - 0.5) * 0.3, float(zc), heading, d, paints)
         else:
             _pedestrian(out, index, lane.x + (d[2] - 0.5) * 0.6, float(zc), heading, d, time * abs(lane.speed))
 
 
-def _car(out: PrimitiveBuilder, index: int, x: float, z: float, heading: float, d: np.ndarray) -> None:
+def _car(out: PrimitiveBuilder, index: int, x: float, z: float, heading: float, d: np.ndarray,
+         paints: np.ndarray) -> None:
     tall = d[3] < 0.25
     length = 4.0 + 0.9 * d[4] + (0.4 if tall else 0.0)
     half_w = 0.88 + 0.08 * d[5]
     body_top = 1.05 if tall else 0.9 + 0.08 * d[5]
     roof = body_top + (0.75 if tall else 0.52)
-    colour = _CAR_COLOURS[int(d[6] * len(_CAR_COLOURS))]
+    colour = paints[int(d[6] * len(paints))]
     param = (heading, length / 2, body_top, 0.0)
     out.box((x - half_w, 0.3, z - length / 2), (x + half_w, body_top, z + length / 2), CAR, Material.CAR_BODY,
             colour, param, index)
@@ -114,12 +113,13 @@ def _car(out: PrimitiveBuilder, index: int, x: float, z: float, heading: float, 
                     (0.12, 0.33, 0.33), CAR, Material.RUBBER, (0.03, 0.03, 0.03), agent=index)
 
 
-def _cyclist(out: PrimitiveBuilder, index: int, x: float, z: float, heading: float, d: np.ndarray) -> None:
+def _cyclist(out: PrimitiveBuilder, index: int, x: float, z: float, heading: float, d: np.ndarray,
+             paints: np.ndarray) -> None:
     for axle in (-1.0, 1.0):
         out.add(Kind.ELLIPSOID, (x, 0.34, z + axle * 0.52), (0.03, 0.34, 0.34), BICYCLIST, Material.RUBBER,
                 (0.03, 0.03, 0.03), agent=index)
     out.box((x - 0.03, 0.35, z - 0.45), (x + 0.03, 0.75, z + 0.45), BICYCLIST, Material.METAL,
-            _CAR_COLOURS[int(d[6] * len(_CAR_COLOURS))], agent=index)
+            paints[int(d[6] * len(paints))], agent=index)
     clothes = _CLOTHES[int(d[4] * len(_CLOTHES))]
     out.add(Kind.CYLINDER, (x, 0.8, z - 0.1 * heading), (0.1, 0.25, 0.1), BICYCLIST, Material.CLOTH,
             _CLOTHES[int(d[5] * len(_CLOTHES))], agent=index)

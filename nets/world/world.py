@@ -11,15 +11,18 @@ import torch
 
 from .camera import Camera, Pose
 from .labels import AGENT_CLASSES
+from .looks import draw_look
 from .primitives import PrimitiveBuilder, Primitives
 from .seeding import generator
 from .render import DRAW_DISTANCE, RenderOutput, Renderer
-from .scene import AgentInfo, Scene
+from .scene import AgentInfo, GroundStyle, Scene
 from .textures import TEXTURE_PERIOD
 from .town import Town
 from .traffic import add_agents, draw_lanes
 
 CAMERA_HEIGHT = 1.5
+_WOBBLE_PITCH = -0.015
+"""Mean pitch (rad) of the default wobbling camera, which looks slightly down."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,28 @@ class WorldFrame:
 
 class DrivingWorld:
     """A procedural street seen from a forward-moving car; frame ``i`` is a pure function of
-    (seed, i), so frames can be rendered in any order. ``wobble=False`` holds the camera level
-    and straight (yaw = pitch = 0) at a constant height and lane position."""
+    (seed, i), so frames can be rendered in any order. ``wobble=False`` holds the camera straight
+    (yaw = 0) at its mean pitch (0 unless randomised), height and lane position.
+
+    ``randomise=True`` draws the town's look from the seed (``looks.draw_look``: sky, sun, haze,
+    surface colours, camera height, pitch and field of view; the drawn field of view replaces
+    ``fov_deg``); the layout and traffic stay those of the seed. ``self.look`` is None otherwise."""
 
     def __init__(self, seed: int, width: int = 480, height: int = 360, fov_deg: float = 60.0, fps: float = 25.0,
-                 device: torch.device | str | None = None, wobble: bool = True) -> None:
+                 device: torch.device | str | None = None, wobble: bool = True, randomise: bool = False) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.seed = int(seed)
         self.fps = float(fps)
         self.wobble = wobble
-        self.camera = Camera(width, height, fov_deg)
-        self.town = Town(self.seed)
+        self.look = draw_look(self.seed) if randomise else None
+        look = self.look
+        self.camera = Camera(width, height, look.fov_deg if look else fov_deg)
+        self.town = Town(self.seed, look.paints if look else None)
+        self.lighting = look.lighting if look else self.town.lighting
+        self.ground = look.ground if look else GroundStyle()
+        self.camera_height = look.camera_height if look else CAMERA_HEIGHT
+        self.camera_pitch = look.camera_pitch if look else (_WOBBLE_PITCH if wobble else 0.0)
         rng = generator(self.seed, 5)
         self.speed = float(rng.uniform(8.0, 13.0))
         self.start_z = float(rng.uniform(0.0, 2000.0))
@@ -74,14 +87,14 @@ class DrivingWorld:
         z = self.start_z + self.speed * t
         x = self.town.street.lane_center(1)
         if not self.wobble:
-            return Pose(x, CAMERA_HEIGHT, z)
+            return Pose(x, self.camera_height, z, pitch=self.camera_pitch)
         ph = self._phases
         return Pose(
             x + 0.15 * math.sin(0.23 * t + ph[0]),
-            CAMERA_HEIGHT + 0.012 * math.sin(9.0 * t + ph[1]),
+            self.camera_height + 0.012 * math.sin(9.0 * t + ph[1]),
             z,
             yaw=0.008 * math.sin(0.45 * t + ph[2]) + 0.002 * math.sin(2.1 * t + ph[3]),
-            pitch=-0.015 + 0.004 * math.sin(1.3 * t + ph[4]) + 0.002 * math.sin(6.1 * t + ph[5]),
+            pitch=self.camera_pitch + 0.004 * math.sin(1.3 * t + ph[4]) + 0.002 * math.sin(6.1 * t + ph[5]),
         )
 
     def scene(self, index: int) -> tuple[Scene, Pose]:
@@ -96,7 +109,7 @@ class DrivingWorld:
         agents: list[AgentInfo] = []
         movers = PrimitiveBuilder()
         for lane in self.lanes:
-            add_agents(movers, agents, self.seed, lane, index / self.fps, pose.z, (z0, z1))
+            add_agents(movers, agents, self.seed, lane, index / self.fps, pose.z, (z0, z1), self.town.paints.cars)
         prims = Primitives.concat([b.primitives for b in blocks] + [movers.build()])
         near = (prims.center[:, 2] + prims.half[:, 2] >= z0) & (prims.center[:, 2] - prims.half[:, 2] <= z1)
         prims = prims.select(near)
@@ -105,7 +118,7 @@ class DrivingWorld:
         prims.center = prims.center.astype(np.float32)
         cross = tuple((c0 - shift, c1 - shift) for c0, c1 in (b.cross for b in blocks if b.cross))
         street = replace(self.town.street, cross_streets=cross)
-        scene = Scene(prims, street, self.town.lighting, agents)
+        scene = Scene(prims, street, self.lighting, agents, self.ground)
         return scene, Pose(pose.x, pose.y, pose.z - shift, pose.yaw, pose.pitch)
 
     def render(self, index: int) -> WorldFrame:
