@@ -145,13 +145,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            options=_ROAD_OPTIONS,
            gpu={"size": (480, 360), "batch": 16, "steps": 12000, "eval_every": 1000, "warmup": 200}),
     Recipe("joint-roads", "joint-mbv2-camvid", "joint-roads",
-           _CAMVID_IDD + "; domain-randomised synthetic towns 3000-3031 (labels + metric depth), held-out towns "
+           _CAMVID_IDD + "; domain-randomised synthetic towns 3000-3063 (labels + metric depth), held-out towns "
            "9000-9003; real frames' depth supervised by the ground-plane geometry their labels imply",
-           size=(240, 180), eval_size=(240, 180), batch=6, steps=2400, lr=3e-4, schedule="poly", warmup=50,
+           size=(240, 180), eval_size=(240, 180), batch=6, steps=2000, lr=3e-4, schedule="poly", warmup=50,
            eval_every=400, init=ZOO_INIT + "joint-mbv2-camvid",
            options={**_ROAD_OPTIONS, "synth_share": 0.35, "randomise": True, "depth_weight": 0.1,
                     "geometry_weight": 0.5, "ground_margin": 0.004, "max_depth": 80.0,
-                    "train_towns": list(range(3000, 3032)), "frames_per_town": 10, "frame_step": 23,
+                    "train_towns": list(range(3000, 3064)), "frames_per_town": 8, "frame_step": 29,
                     "eval_towns": list(range(9000, 9004)), "eval_frames_per_town": 5, "eval_frame_step": 37},
            gpu={"size": (480, 360), "eval_size": (480, 360), "batch": 16, "steps": 16000,
                 "eval_every": 1000, "warmup": 200}),
