@@ -15,6 +15,7 @@ import torch
 from nets import zoo
 from nets.errors import NetsError
 from nets.train.export import export
+from nets.train.confusion import markdown_rows
 from nets.train.data import VOID, SegAugment, augment_pair
 from nets.train.geometry import GROUND, geometry_loss, surface_from_groups, surface_from_labels
 from nets.train.idd import IDD_GROUPS, IDD_IGNORE, IddLiteSplit, group_members, group_of_class
@@ -221,3 +222,20 @@ def test_a_run_started_from_shipped_weights_ships_with_their_history(tmp_path):
     assert entry["command"] == f"{before['command']} && {before['export_command']} && train stage 2"
     assert entry["steps"] == before["steps"] + 1 and entry["started_from"] == {
         "model": chosen.model, "sha256": shipped.sha256}
+
+
+def test_confusion_rows_are_percentages_of_each_true_class():
+    counts = torch.tensor([[3, 1, 0], [0, 0, 4], [1, 1, 2]])
+    table = markdown_rows(counts, ["a", "b", "c"], ["a", "b"]).splitlines()
+    assert table[2] == "| a | 75.0 | 25.0 | 0.0 |" and table[3] == "| b | 0.0 | 0.0 | 100.0 |" and len(table) == 4
+
+
+def test_confusion_command_prints_camvid_and_idd_rows(tmp_path, capsys):
+    from nets.train.__main__ import main
+
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    write_tiny_idd(tmp_path / "idd-lite")
+    assert main(["confusion", "seg-roads", "--camvid", str(camvid)]) == 0
+    out = capsys.readouterr().out
+    assert "| Sky |" in out and "| sky |" in out and "IDD-lite held-out sequences (2 frames)" in out
+    assert main(["confusion", "rednet-jpeg", "--camvid", str(camvid)]) == 1

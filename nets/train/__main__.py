@@ -1,4 +1,5 @@
-"""``python -m nets.train train|eval|export RECIPE ...``: train, evaluate and ship the default models."""
+"""``python -m nets.train train|eval|confusion|export RECIPE ...``: train, evaluate and ship the default
+models."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shlex
 import sys
 
 from nets.errors import NetsError
-from nets.train.commands import eval_command, make_recipe, train_command
+from nets.train.commands import confusion_command, eval_command, make_recipe, train_command
 from nets.train.export import export
 from nets.train.recipes import RECIPES
 
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     _recipe_arguments(evaluate)
     evaluate.add_argument("--run", help="run folder whose best.pt to evaluate")
     evaluate.add_argument("--weights-dir", help="weights folder with manifest.json (default nets/weights)")
+    confusion = commands.add_parser("confusion", help="where sky, building and car pixels go (markdown tables)")
+    _recipe_arguments(confusion)
+    confusion.add_argument("--run", help="run folder whose best.pt to evaluate")
+    confusion.add_argument("--weights-dir", help="weights folder with manifest.json (default nets/weights)")
     ship = commands.add_parser("export", help="write a finished run's fp16 weights and manifest entry")
     ship.add_argument("--run", required=True, help="finished run folder")
     ship.add_argument("--weights-dir", help="weights folder (default nets/weights)")
@@ -63,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))
+            elif args.command == "confusion":
+                print(confusion_command(chosen, args.run, args.weights_dir, args.device))
+                result = None
             else:
                 result = eval_command(chosen, args.run, args.weights_dir, args.device)
     except NetsError as exc:

@@ -10,14 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nets import zoo
 from nets.checkpoints import read_state_dict
 from nets.errors import NetsError
 from nets.train.loop import build_model, pick_device, train
-from nets.train.objectives import make_objective
+from nets.train.confusion import confusion_tables
+from nets.train.objectives import Objective, SegmentationObjective, make_objective
 from nets.train.recipes import OPTIONAL_OPTIONS, Recipe, parse_size, recipe, run_recipe
 
-__all__ = ["make_recipe", "train_command", "eval_command"]
+__all__ = ["make_recipe", "train_command", "eval_command", "confusion_command"]
 
 
 def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
@@ -61,9 +64,10 @@ def train_command(chosen: Recipe, run_dir: str, device: str | None, workers: int
                  command=command, threads=threads, log=log)
 
 
-def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> dict[str, float]:
-    """Held-out metrics of a run's best weights (``run_dir``, deployed as export would ship them)
-    or of the shipped weights in ``weights_dir`` (with neither, the weights in nets/weights)."""
+def _evaluated_model(chosen: Recipe, run_dir: str | None, weights_dir: str | None,
+                     device: str | None) -> tuple[torch.nn.Module, Objective]:
+    """The model ``eval`` scores (a run's best weights deployed, or the shipped weights) and the
+    recipe's objective."""
     if run_dir and weights_dir:
         raise NetsError("give a run folder or a weights folder, not both")
     target = pick_device(device)
@@ -81,4 +85,20 @@ def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, d
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
     objective = make_objective(chosen, zoo.spec(chosen.model), target, cache)
     model = model.to(target)
-    return objective.evaluate_trained(model) if run_dir else objective.evaluate(model)
+    return (objective.deployed(model) if run_dir else model), objective
+
+
+def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> dict[str, float]:
+    """Held-out metrics of a run's best weights (``run_dir``, deployed as export would ship them)
+    or of the shipped weights in ``weights_dir`` (with neither, the weights in nets/weights)."""
+    model, objective = _evaluated_model(chosen, run_dir, weights_dir, device)
+    return objective.evaluate(model)
+
+
+def confusion_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> str:
+    """Markdown tables of where CamVid val's and held-out IDD-lite's sky, building and car pixels
+    go, for the same weights ``eval_command`` scores (segmentation recipes only)."""
+    model, objective = _evaluated_model(chosen, run_dir, weights_dir, device)
+    if not isinstance(objective, SegmentationObjective):
+        raise NetsError(f"recipe {chosen.name!r} does not segment; confusion tables need a segmentation recipe")
+    return confusion_tables(model, objective)
