@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train or resume a run")
     _recipe_arguments(train)
     train.add_argument("--run", required=True, help="run folder (created; resumed when it holds last.pt)")
-    train.add_argument("--init", help="start a new run from the best weights of this earlier run folder")
+    train.add_argument("--init", help="start a new run from the best weights of this earlier run folder, or from a "
+                       "model's shipped weights with zoo:MODEL")
     train.add_argument("--workers", type=int, help="data loader processes (default 0 on CPU, 4 on CUDA)")
     train.add_argument("--until", type=int, help="stop after this step (checkpointed; resume later)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy shared CPU)")
