@@ -41,7 +41,8 @@ def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.command("train")
 @_recipe_options
 @click.option("--run", "run_dir", required=True, help="Run folder (resumed when it holds last.pt).")
-@click.option("--init", "init_run", default=None, help="Start a new run from the best weights of this earlier run, or zoo:MODEL for the shipped weights.")
+@click.option("--init", "init_run", default=None,
+              help="Start a new run from the best weights of this earlier run, or zoo:MODEL for the shipped weights.")
 @click.option("--workers", type=int, default=None, help="Data loader processes (default 0 on CPU, 4 on CUDA).")
 @click.option("--until", type=int, default=None, help="Stop after this step; run again to continue.")
 @click.option("--minutes", type=float, default=None, help="Stop after this many minutes; run again to continue.")
