@@ -51,8 +51,8 @@ def numbered_classes(count: int) -> tuple[str, ...]:
 class ModelSpec:
     """What a named model is: its layout (``arch``), builder, task, classes and input
     normalisation (mean/std on 0..1 RGB), plus shipped weights, their metrics, the input size
-    (width, height) those metrics were measured at and the CPU frames/s at 480x360, from the
-    manifest."""
+    (width, height) those metrics were measured at, the CPU frames/s at 480x360 and the data they
+    were trained on, from the manifest."""
 
     name: str
     arch: str
@@ -68,6 +68,7 @@ class ModelSpec:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     eval_size: tuple[int, int] | None = None
     cpu_fps: float | None = None
+    data: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -136,7 +137,7 @@ def spec(name: str, weights_dir: str | Path | None = None) -> ModelSpec:
         raise NetsError(f"manifest entry for {name!r} has 'metrics' that is not an object")
     return dataclasses.replace(_REGISTRY[name], weights=entry["file"], sha256=entry["sha256"].lower(),
                                metrics=dict(entry.get("metrics", {})), eval_size=_size(entry.get("eval_size"), name),
-                               cpu_fps=entry.get("fps_cpu_480x360"))
+                               cpu_fps=entry.get("fps_cpu_480x360"), data=entry.get("data"))
 
 
 def _size(text: Any, name: str) -> tuple[int, int] | None:

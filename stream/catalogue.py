@@ -23,8 +23,15 @@ def headline(spec: ModelSpec) -> str:
         return ""
     if spec.task in ("segment", "segment+depth"):
         text = f"{100 * metrics['miou']:.1f} mIoU CamVid val"
+        if "idd_group_miou" in metrics:
+            text += (f"; IDD-lite held-out {100 * metrics['idd_group_miou']:.1f} group mIoU, "
+                     f"sky IoU {100 * metrics['idd_sky_iou']:.0f}")
+        if "clip_sky_share" in metrics:
+            text += f"; dash-cam sky {100 * metrics['clip_sky_share']:.0f}% Sky"
         if "synth_abs_rel" in metrics:
             text += f"; depth AbsRel {metrics['synth_abs_rel']:.3f} on synthetic towns"
+        if "car_contact_within_25" in metrics:
+            text += f"; {100 * metrics['car_contact_within_25']:.0f}% of CamVid val cars as far as the road below"
         return text
     if spec.task == "track":
         return f"success AUC {metrics['auc']:.3f} (OpenCV MIL {metrics['mil_auc']:.3f})"
@@ -47,5 +54,8 @@ def model_table() -> list[str]:
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = [("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]).rstrip()
              for row in rows]
-    return lines + ["* the default model of that --task; choose another with --model NAME. CPU fps: 480x360, fp32.",
-                    "Restoration figures: first 10 CamVid val frames (docs/training.md adds all 101 for JPEG and x2)."]
+    notes = ["* the default model of that --task; choose another with --model NAME. CPU fps: 480x360, fp32.",
+             "Restoration figures: first 10 CamVid val frames (docs/training.md adds all 101 for JPEG and x2)."]
+    if any("IDD-lite" in (zoo.spec(name).data or "") for name in zoo.available()):
+        notes.append("Weights trained on IDD-lite (India Driving Dataset) carry its terms: research use only.")
+    return lines + notes
