@@ -33,7 +33,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    layout: str = "overlay", device: str = "auto", precision: str = "auto",
                    batch: int = 1, max_frames: int | None = None,
                    init_box: tuple[float, float, float, float] | None = None,
-                   refine: str | None = None, hud: bool = True, live: bool | None = None,
+                   refine: str | None = None, hud: bool | None = None, live: bool | None = None,
                    threads: int | None = None, hw_codecs: str = "auto", compile: str = "auto",
                    infer_size: str | tuple[int, int] = "auto",
                    progress: ProgressCallback | None = None) -> Pipeline:
@@ -47,7 +47,8 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``); ``compile`` torch.compile of
     the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``);
     ``infer_size`` where the seg/depth networks run: 'auto' (frames taller than the size the
-    model was evaluated at are shrunk to it), 'native', or a (width, height).
+    model was evaluated at are shrunk to it), 'native', or a (width, height); ``hud`` the status
+    line: None (default) in windows only, True in every output, False in none.
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")

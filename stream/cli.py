@@ -74,7 +74,9 @@ def main() -> None:
                    "native keeps the frame size, WIDTHxHEIGHT fixes it.")
 @click.option("--live/--offline", default=None,
               help="Override the input's policy: live drops stale frames, offline keeps all.")
-@click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
+@click.option("--hud/--no-hud", default=None,
+              help="Draw the status line (offline: fps and progress; live: latency) in every output; "
+                   "default: in windows only.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (default: torch's choice; 1 when other jobs share the cores).")
 @click.option("--hw-codecs", type=click.Choice(HW_CHOICES), default="auto", show_default=True,
