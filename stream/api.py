@@ -6,6 +6,7 @@ from dataclasses import replace
 from .engine import select_device, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
+from .overlay.labels import CAMVID_CLASSES, class_ids
 from .hwcodecs import pick_decoder_accel, pick_encoder
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
 from .sinks import RawSink, WindowSink, open_sink
@@ -28,6 +29,19 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     return x, y, w, h
 
 
+def parse_depth_range(text: str | tuple[float, float]) -> str | tuple[float, float]:
+    """'auto', 'NEAR,FAR' in metres, or a (near, far) pair; 0 < near < far."""
+    if text == "auto":
+        return "auto"
+    try:
+        near, far = (float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError):
+        raise DenseStreamError(f"--depth-range '{text}' is not auto or NEAR,FAR in metres, e.g. 1,80") from None
+    if not 0 < near < far < float("inf"):
+        raise DenseStreamError(f"--depth-range '{text}' needs 0 < NEAR < FAR")
+    return near, far
+
+
 def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None,
                    out: str | None = None, raw: str | None = None, show: bool = False,
                    layout: str = "overlay", device: str = "auto", precision: str = "auto",
@@ -36,7 +50,10 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    refine: str | None = None, hud: bool | None = None, live: bool | None = None,
                    threads: int | None = None, hw_codecs: str = "auto", compile: str = "auto",
                    infer_size: str | tuple[int, int] = "auto",
-                   progress: ProgressCallback | None = None) -> Pipeline:
+                   progress: ProgressCallback | None = None, opacity: float = 0.5,
+                   classes: str | list[str | int] | None = None, palette: str = "contrast",
+                   legend: str = "present", depth_range: str | tuple[float, float] | None = None,
+                   depth_cmap: str = "turbo", line_width: int | None = None) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
@@ -49,6 +66,13 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     ``infer_size`` where the seg/depth networks run: 'auto' (frames taller than the size the
     model was evaluated at are shrunk to it), 'native', or a (width, height); ``hud`` the status
     line: None (default) in windows only, True in every output, False in none.
+
+    Drawing: ``opacity`` of labels and blended depth (0..1); ``classes`` the classes to colour
+    (names or ids, a list or 'Road,Car'; the rest keep the input's pixels); ``palette``
+    'contrast' or 'camvid'; ``legend`` 'present' (classes in the frame), 'all' or 'off';
+    ``depth_range`` 'auto' (robust, smoothed over time), 'NEAR,FAR' or (near, far) in metres,
+    default the model's; ``depth_cmap`` one of ``stream.overlay.depth.DEPTH_CMAPS``;
+    ``line_width`` the box outline in pixels.
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -62,9 +86,15 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     sinks = []
     try:
         task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine, infer_size)
-        renderer = OverlayRenderer(layout=layout, classes=task_obj.classes,
-                                   depth_range=task_obj.depth_range or (1.0, 80.0),
-                                   device=torch_device, expect=task_obj.outputs)
+        names = task_obj.classes or list(CAMVID_CLASSES)
+        try:
+            renderer = OverlayRenderer(
+                layout=layout, classes=names, device=torch_device, expect=task_obj.outputs,
+                palette=palette, alpha=opacity, legend=legend, depth_cmap=depth_cmap, line_width=line_width,
+                draw_classes=None if classes is None else class_ids(classes, names),
+                depth_range=parse_depth_range(depth_range or task_obj.depth_range or (1.0, 80.0)))
+        except ValueError as exc:
+            raise DenseStreamError(str(exc)) from exc
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:

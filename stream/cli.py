@@ -8,6 +8,7 @@ import warnings
 
 import click
 
+from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import describe_error
@@ -86,8 +87,9 @@ def main() -> None:
               show_default=True,
               help="torch.compile the networks: faster frames after a one-off compile of a minute or two; "
                    "auto compiles offline runs of 3000 frames or more.")
+@output_options
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice) -> None:
+        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, **output_choices) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
@@ -100,7 +102,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
-            hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress)
+            hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress,
+            **output_choices)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
