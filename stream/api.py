@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+
+from nets.sizes import parse_size
 
 from .engine import select_device, set_cpu_threads
 from .errors import DenseStreamError
@@ -10,6 +13,7 @@ from .overlay.labels import CAMVID_CLASSES, class_ids
 from .hwcodecs import pick_decoder_accel, pick_encoder
 from .pipeline import Pipeline, ProgressCallback, stop_on_signals
 from .sinks import RawSink, WindowSink, open_sink
+from .sinks.video import VIDEO_FORMATS
 from .sources import open_source
 from .stats import RunSummary
 from .tasks import Task, build_task
@@ -42,6 +46,27 @@ def parse_depth_range(text: str | tuple[float, float]) -> str | tuple[float, flo
     return near, far
 
 
+def parse_output_size(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """'WIDTHxHEIGHT' (or a pair) as (width, height), each at least 16; None stays None."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        return parse_size(text, minimum=16)
+    except ValueError:
+        raise DenseStreamError(f"--size '{text}' is not WIDTHxHEIGHT with sides of at least 16, e.g. 1280x720") from None
+
+
+def _encoding(out: str | None, quality: int | None, preset: str | None, bitrate: str | None) -> dict:
+    """The encoder options for a video ``out``; an error when they are given for anything else."""
+    given = {key: value for key, value in (("crf", quality), ("preset", preset), ("bitrate", bitrate))
+             if value is not None}
+    if out and Path(out).suffix.lower() in VIDEO_FORMATS:
+        return given
+    if given:
+        raise DenseStreamError("--quality, --preset and --bitrate apply to video file outputs (.mp4, .mkv, .mov)")
+    return {}
+
+
 def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None,
                    out: str | None = None, raw: str | None = None, show: bool = False,
                    layout: str = "overlay", device: str = "auto", precision: str = "auto",
@@ -53,7 +78,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    progress: ProgressCallback | None = None, opacity: float = 0.5,
                    classes: str | list[str | int] | None = None, palette: str = "contrast",
                    legend: str = "present", depth_range: str | tuple[float, float] | None = None,
-                   depth_cmap: str = "turbo", line_width: int | None = None) -> Pipeline:
+                   depth_cmap: str = "turbo", line_width: int | None = None, codec: str = "h264",
+                   quality: int | None = None, preset: str | None = None, bitrate: str | None = None,
+                   size: str | tuple[int, int] | None = None, full_panels: bool = False) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
@@ -72,7 +99,12 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     'contrast' or 'camvid'; ``legend`` 'present' (classes in the frame), 'all' or 'off';
     ``depth_range`` 'auto' (robust, smoothed over time), 'NEAR,FAR' or (near, far) in metres,
     default the model's; ``depth_cmap`` one of ``stream.overlay.depth.DEPTH_CMAPS``;
-    ``line_width`` the box outline in pixels.
+    ``line_width`` the box outline in pixels; ``size`` (width, height) or 'WxH' resizes the
+    composed frames; ``full_panels`` keeps the grid's panels at the input's size.
+
+    Video files: ``codec`` 'h264', 'hevc' or 'av1'; ``quality`` the constant-quality CRF (the
+    encoder's default when None: 20, 24, 32); ``bitrate`` ('4M', '800k') an average rate instead;
+    ``preset`` an x264 speed name (default veryfast).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
@@ -81,7 +113,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     if threads is not None:
         set_cpu_threads(threads)
     torch_device = select_device(device)
-    encoder = pick_encoder(hw_codecs, torch_device)
+    encoder = pick_encoder(hw_codecs, torch_device, codec)
+    encoding = _encoding(out, quality, preset, bitrate)
+    out_size = parse_output_size(size)
     src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))
     sinks = []
     try:
@@ -91,6 +125,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             renderer = OverlayRenderer(
                 layout=layout, classes=names, device=torch_device, expect=task_obj.outputs,
                 palette=palette, alpha=opacity, legend=legend, depth_cmap=depth_cmap, line_width=line_width,
+                size=out_size, full_panels=full_panels,
                 draw_classes=None if classes is None else class_ids(classes, names),
                 depth_range=parse_depth_range(depth_range or task_obj.depth_range or (1.0, 80.0)))
         except ValueError as exc:
@@ -98,7 +133,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:
-            sinks.append(open_sink(out, out_info, codec=encoder))
+            sinks.append(open_sink(out, out_info, codec=encoder, **encoding))
         if raw:
             sinks.append(RawSink(raw))
         if show:

@@ -10,9 +10,11 @@ from typing import Any
 
 import click
 
+from .hwcodecs import CODECS
 from .overlay.depth import DEPTH_CMAPS
 from .overlay.labels import PALETTES
 from .overlay.renderer import LEGENDS
+from .sinks.encoders import X264_PRESETS
 
 OPTIONS = (
     click.option("--opacity", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
@@ -30,6 +32,16 @@ OPTIONS = (
                  help="Depth colour map (near is the warm or bright end)."),
     click.option("--line-width", type=click.IntRange(min=1), default=None,
                  help="Box outline width in pixels (default: grows with the frame)."),
+    click.option("--size", default=None, help="Resize the composed output to WIDTHxHEIGHT (e.g. 1280x720)."),
+    click.option("--full-panels", is_flag=True,
+                 help="Grid layout: keep each panel at the input's size (output twice as wide and tall)."),
+    click.option("--codec", type=click.Choice(CODECS), default="h264", show_default=True,
+                 help="Video file codec (hevc and av1 where the FFmpeg build has libx265 / libsvtav1)."),
+    click.option("--quality", type=int, default=None,
+                 help="Video constant quality (CRF, lower is better; default 20 h264, 24 hevc, 32 av1)."),
+    click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
+                 help="Video encoder speed (default veryfast; mapped onto SVT-AV1's and NVENC's scales)."),
+    click.option("--bitrate", default=None, help="Video average bitrate instead of constant quality, e.g. 4M or 800k."),
 )
 
 
