@@ -16,10 +16,12 @@ from .sinks import RawSink, WindowSink, open_sink
 from .sinks.video import VIDEO_FORMATS
 from .sources import open_source
 from .stats import RunSummary
-from .tasks import Task, build_task
+from .tasks import Task, build_task, request_probabilities
 
 LAYOUTS = ("overlay", "side-by-side", "grid")
 RAW_KEYS = ("labels", "depth", "boxes", "scores", "lost")
+OUTPUT_NAMES = ("labels", "depth", "probs", "restored", "boxes")
+RAW_FORMATS = {"png": "png16", "npy": "npy", "both": "both"}
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -80,7 +82,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    legend: str = "present", depth_range: str | tuple[float, float] | None = None,
                    depth_cmap: str = "turbo", line_width: int | None = None, codec: str = "h264",
                    quality: int | None = None, preset: str | None = None, bitrate: str | None = None,
-                   size: str | tuple[int, int] | None = None, full_panels: bool = False) -> Pipeline:
+                   size: str | tuple[int, int] | None = None, full_panels: bool = False,
+                   raw_format: str = "png", raw_probs: bool = False,
+                   outputs: tuple[str, ...] | list[str] = ()) -> Pipeline:
     """Open the source, the task and every sink asked for, ready to run or iterate.
 
     ``source`` is a path, URL, camera index, image folder/glob or ``synth://`` spec; ``task``
@@ -105,10 +109,22 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     Video files: ``codec`` 'h264', 'hevc' or 'av1'; ``quality`` the constant-quality CRF (the
     encoder's default when None: 20, 24, 32); ``bitrate`` ('4M', '800k') an average rate instead;
     ``preset`` an x264 speed name (default veryfast).
+
+    Raw maps: ``raw_format`` 'png' (16-bit millimetres), 'npy' (float32 metres) or 'both' for
+    depth; ``raw_probs`` adds ``NAME_probs.npy`` (C x H x W float16 class probabilities).
+    ``outputs`` names the maps every yielded result carries in ``result.outputs`` as numpy arrays,
+    with or without a raw folder: 'labels' (H x W uint8), 'depth' (H x W float32 metres),
+    'probs' (C x H x W float16), 'restored' (3 x H x W uint8), 'boxes' (the ``box`` row
+    x, y, w, h, score, lost).
     """
     if layout not in LAYOUTS:
         raise DenseStreamError(f"unknown layout '{layout}' (choose from {', '.join(LAYOUTS)})")
-    if not (out or raw or show):
+    unknown = sorted(set(outputs) - set(OUTPUT_NAMES))
+    if unknown:
+        raise DenseStreamError(f"unknown output {unknown[0]!r} (choose from {', '.join(OUTPUT_NAMES)})")
+    if raw_format not in RAW_FORMATS:
+        raise DenseStreamError(f"unknown raw format {raw_format!r} (choose from {', '.join(RAW_FORMATS)})")
+    if not (out or raw or show or outputs):
         raise DenseStreamError("nothing to write: give --out, --raw or --show")
     if threads is not None:
         set_cpu_threads(threads)
@@ -135,17 +151,32 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         if out:
             sinks.append(open_sink(out, out_info, codec=encoder, **encoding))
         if raw:
-            sinks.append(RawSink(raw))
+            sinks.append(RawSink(raw, depth_format=RAW_FORMATS[raw_format]))
         if show:
             sinks.append(WindowSink(f"densestream: {src.info.name}"))
         return Pipeline(src, task_obj, renderer, sinks, device=torch_device, precision=precision,
                         batch=batch, max_frames=max_frames,
-                        raw_keys=RAW_KEYS if raw else (), hud=hud, compile=compile, progress=progress)
+                        raw_keys=_raw_keys(task_obj, raw, raw_probs, outputs), hud=hud, compile=compile, progress=progress)
     except BaseException:
         for sink in sinks:
             sink.close()
         src.close()
         raise
+
+
+def _raw_keys(task: Task, raw: str | None, raw_probs: bool, outputs) -> tuple[str, ...]:
+    """The task outputs brought back to the host: every raw map for a raw folder, plus those
+    the caller names; asks the task for probabilities when they are wanted."""
+    wanted = set(outputs)
+    if "boxes" in wanted:
+        wanted |= {"scores", "lost"}
+    if raw:
+        wanted |= set(RAW_KEYS) | ({"probs"} if raw_probs else set())
+    elif raw_probs:
+        raise DenseStreamError("--raw-probs writes into the --raw folder; give --raw DIR too")
+    if "probs" in wanted:
+        request_probabilities(task)
+    return tuple(sorted(wanted))
 
 
 def _display_size(task: Task, info) -> tuple[int, int]:

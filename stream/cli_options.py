@@ -42,6 +42,10 @@ OPTIONS = (
     click.option("--preset", type=click.Choice(X264_PRESETS), default=None,
                  help="Video encoder speed (default veryfast; mapped onto SVT-AV1's and NVENC's scales)."),
     click.option("--bitrate", default=None, help="Video average bitrate instead of constant quality, e.g. 4M or 800k."),
+    click.option("--raw-format", type=click.Choice(["png", "npy", "both"]), default="png", show_default=True,
+                 help="Depth in the --raw folder: 16-bit PNG millimetres, .npy float32 metres, or both."),
+    click.option("--raw-probs", is_flag=True,
+                 help="Also write each frame's class probabilities to the --raw folder (NAME_probs.npy, C x H x W float16)."),
 )
 
 
