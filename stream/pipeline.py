@@ -101,8 +101,10 @@ class Pipeline:
         self.total = self._expected_total()
         self.compiled = should_compile(compile, self.live, self.total) and compile_task(task, self.device) > 0
         task.prepare(self.device)
+        self.sizes_vary = bool(getattr(source.info, "sizes_vary", False))
         self.stage = DeviceStage(task, renderer, self.device, self.dtype, batch=self.batch,
-                                 raw_keys=raw_keys)
+                                 raw_keys=raw_keys, sizes_vary=self.sizes_vary)
+        self._carried = None  # a frame read ahead that starts the next batch (a new size)
         self.stats = RunStats()
         capacity = 1 if self.live else max(queue_size, 2 * self.batch)
         self.frames = FrameBuffer(capacity, lossless=not self.live)
@@ -163,8 +165,11 @@ class Pipeline:
             self.frames.close()
 
     def _next_batch(self, wait: bool) -> list | None:
-        """Up to ``batch`` frames; [] when none is ready and ``wait`` is False; None at the end."""
-        first = self.frames.get(block=wait, timeout=None)
+        """Up to ``batch`` frames of one size; [] when none is ready and ``wait`` is False; None
+        at the end."""
+        first, self._carried = self._carried, None
+        if first is None:
+            first = self.frames.get(block=wait, timeout=None)
         if first is END:
             return None
         if first is None:
@@ -173,6 +178,9 @@ class Pipeline:
         while len(batch) < self.batch:
             item = self.frames.get()
             if item is END:
+                break
+            if self.sizes_vary and item.image.shape != first.image.shape:
+                self._carried = item
                 break
             batch.append(item)
         return batch

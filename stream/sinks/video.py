@@ -91,7 +91,8 @@ class VideoSink(Sink):
         elif size != self._size:
             raise SinkError(
                 f"{self.describe()}: overlay size changed from {self._size[0]}x{self._size[1]} "
-                f"to {size[0]}x{size[1]} during the run"
+                f"to {size[0]}x{size[1]} during the run (images of several sizes: write an image folder, "
+                "or give --size WxH)"
             )
         pts = self._next_pts(frame)
         video_frame = av.VideoFrame.from_ndarray(_pad_to_even(image), format="rgb24").reformat(
