@@ -1,6 +1,7 @@
 """The ``densestream`` command: a thin layer over ``stream.api``."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -45,7 +46,7 @@ class ProgressLine:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="densestream")
+@click.version_option(None, "-V", "--version", package_name="densestream", prog_name="densestream")
 def main() -> None:
     """Dense prediction on live or recorded video: segmentation, depth, tracking, restoration."""
     warnings.showwarning = _warn_one_line
@@ -88,13 +89,17 @@ def main() -> None:
               help="torch.compile the networks: faster frames after a one-off compile of a minute or two; "
                    "auto compiles offline runs of 3000 frames or more.")
 @output_options
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings and errors (no progress, no summary).")
+@click.option("--json", "json_path", default=None,
+              help="Write the run summary as JSON to this file ('-' for stdout), keys as stream.RunSummary.")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, **output_choices) -> None:
+        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, quiet, json_path,
+        **output_choices) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
 
-    progress = ProgressLine(enabled=sys.stderr.isatty())
+    progress = ProgressLine(enabled=sys.stderr.isatty() and not quiet)
     try:
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
@@ -108,19 +113,36 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise SystemExit(_fail(describe_error(exc)))
-    if pipeline.compiled:
+    if pipeline.compiled and not quiet:
         click.echo("compiling the network with torch.compile (a minute or two on a CPU the first time, "
                    "seconds once cached)", err=True)
     with api.stop_on_signals(pipeline):
         summary = pipeline.run()
     progress.finish()
-    for line in summary.lines():
-        click.echo(line, err=True)
+    if not quiet:
+        for line in summary.lines():
+            click.echo(line, err=True)
+    if json_path:
+        _write_json(summary, json_path)
     if summary.error:
         _fail(summary.error)
-    elif summary.interrupted:
+    elif summary.interrupted and not quiet:
         click.echo("interrupted: outputs hold the frames processed so far", err=True)
     sys.exit(summary.exit_code)
+
+
+def _write_json(summary, path: str) -> None:
+    """The summary as one JSON object, to ``path`` or stdout ('-'); a failed write is one error line."""
+    text = json.dumps(summary.as_dict(), indent=2)
+    if path == "-":
+        click.echo(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as error:
+        _fail(f"cannot write the summary to {path}: {error.strerror or error}")
+        sys.exit(1)
 
 
 def _fail(message: str) -> int:
@@ -141,9 +163,11 @@ def models() -> None:
 def _register_subcommands() -> None:
     """Commands that live in their own modules: benchmarks, training and evaluation."""
     from .bench_cli import bench
+    from .sources_cli import sources
     from .train_cli import evaluate, train
 
     main.add_command(bench)
+    main.add_command(sources)
     main.add_command(train)
     main.add_command(evaluate)
 
