@@ -158,3 +158,19 @@ def test_cli_overlay_options_run_and_bad_ones_give_one_error_line(tmp_path):
     assert_one_line_error(bad, "unknown class 'lorry'")
     bad = run_cli("run", "synth://pattern?frames=1&size=64x48", "--out", "null", "--depth-range", "9,2")
     assert_one_line_error(bad, "--depth-range '9,2'")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_controls_match_cpu():
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 3, 120, 160), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 11, (2, 120, 160), generator=gen).to(torch.uint8)
+    labels[1, :, :] = 4
+    depth = torch.rand(2, 120, 160, generator=gen) * 50 + 2
+    outputs = {"labels": labels, "depth": depth}
+    options = {"layout": "side-by-side", "expect": ("labels", "depth"), "draw_classes": [1, 4, 8],
+               "depth_range": "auto", "depth_cmap": "magma", "size": (300, 80)}
+    cpu = OverlayRenderer(**options)(images, outputs)
+    gpu = OverlayRenderer(**options, device="cuda")(images.cuda(), {k: v.cuda() for k, v in outputs.items()})
+    assert (gpu.cpu().int() - cpu.int()).abs().max() <= 1

@@ -277,6 +277,7 @@ class OverlayRenderer:
             order = torch.arange(listed, device=self.device).expand(count, listed)
             return order, torch.full((count,), listed, device=self.device)
         classes = len(self.classes)
+        labels = labels[:, ::2, ::2]  # every fourth pixel is enough to find classes over PRESENT_FRACTION
         ids = labels.reshape(count, -1).long().clamp(-1, classes) + 1
         ids = ids + torch.arange(count, device=self.device)[:, None] * (classes + 2)
         pixels = torch.bincount(ids.reshape(-1), minlength=count * (classes + 2)).view(count, classes + 2)
