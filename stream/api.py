@@ -156,7 +156,8 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sinks.append(WindowSink(f"densestream: {src.info.name}"))
         return Pipeline(src, task_obj, renderer, sinks, device=torch_device, precision=precision,
                         batch=batch, max_frames=max_frames,
-                        raw_keys=_raw_keys(task_obj, raw, raw_probs, outputs), hud=hud, compile=compile, progress=progress)
+                        raw_keys=_raw_keys(task_obj, raw, raw_probs, outputs), hud=hud, compile=compile,
+                        progress=progress)
     except BaseException:
         for sink in sinks:
             sink.close()

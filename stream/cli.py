@@ -12,7 +12,7 @@ import click
 from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
-from .errors import describe_error
+from .errors import DenseStreamError, describe_error
 from .tasks import TASK_NAMES, parse_infer_size
 
 
@@ -101,6 +101,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
 
     progress = ProgressLine(enabled=sys.stderr.isatty() and not quiet)
     try:
+        if json_path and json_path != "-":
+            _write_text(json_path, "")  # an unwritable summary path fails now, not after the run
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
@@ -138,11 +140,17 @@ def _write_json(summary, path: str) -> None:
         click.echo(text)
         return
     try:
+        _write_text(path, text + "\n")
+    except DenseStreamError as error:
+        sys.exit(_fail(str(error)))
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
         with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+            handle.write(text)
     except OSError as error:
-        _fail(f"cannot write the summary to {path}: {error.strerror or error}")
-        sys.exit(1)
+        raise DenseStreamError(f"cannot write the summary to {path}: {error.strerror or error}") from error
 
 
 def _fail(message: str) -> int:

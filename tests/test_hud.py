@@ -19,8 +19,8 @@ class WatchedSink(RecordingSink):
     hud_by_default = True
 
 
-def make(source, sinks, **options):
-    return Pipeline(source, LumaTask(), plain_renderer, sinks, device="cpu", precision="fp32", **options)
+def make(source, sinks, task=None, **options):
+    return Pipeline(source, task or LumaTask(), plain_renderer, sinks, device="cpu", precision="fp32", **options)
 
 
 def carries_hud(sink: RecordingSink) -> list[bool]:
@@ -52,7 +52,7 @@ def record_texts(monkeypatch) -> list[str]:
 
 def test_offline_status_shows_rate_and_progress_not_queue_latency(monkeypatch):
     texts = record_texts(monkeypatch)
-    make(ListSource(5), [RecordingSink(delay=0.01)], hud=True).run()
+    make(ListSource(5), [RecordingSink()], task=LumaTask(delay=0.05), hud=True).run()  # frame 2 comes well after 1
     assert texts[0] == "luma | -- fps | frame 1/5 (20%)"
     assert texts[-1].endswith("frame 5/5 (100%)")
     assert all("latency" not in text for text in texts)
