@@ -8,6 +8,7 @@ import torch
 import stream
 from stream import pipeline as pipeline_module
 from stream.pipeline import Pipeline
+from stream.sinks import ImageFolderSink, WindowSink
 from stream.sources import open_source
 from stream.tasks import build_task
 from tests.fakes import ListSource, LumaTask, RecordingSink, plain_renderer
@@ -25,6 +26,10 @@ def make(source, sinks, task=None, **options):
 
 def carries_hud(sink: RecordingSink) -> list[bool]:
     return [not np.array_equal(image, frame.image) for frame, image in zip(sink.frames, sink.images)]
+
+
+def test_the_window_is_the_sink_watched_by_default():
+    assert WindowSink.hud_by_default and not getattr(ImageFolderSink, "hud_by_default", False)
 
 
 def test_by_default_only_watched_sinks_get_the_status_line():
