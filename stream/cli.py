@@ -1,6 +1,7 @@
 """The ``densestream`` command: a thin layer over ``stream.api``."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -8,9 +9,10 @@ import warnings
 
 import click
 
+from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
-from .errors import describe_error
+from .errors import DenseStreamError, describe_error
 from .tasks import TASK_NAMES, parse_infer_size
 
 
@@ -44,7 +46,7 @@ class ProgressLine:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="densestream")
+@click.version_option(None, "-V", "--version", package_name="densestream", prog_name="densestream")
 def main() -> None:
     """Dense prediction on live or recorded video: segmentation, depth, tracking, restoration."""
     warnings.showwarning = _warn_one_line
@@ -74,7 +76,9 @@ def main() -> None:
                    "native keeps the frame size, WIDTHxHEIGHT fixes it.")
 @click.option("--live/--offline", default=None,
               help="Override the input's policy: live drops stale frames, offline keeps all.")
-@click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the fps/latency line.")
+@click.option("--hud/--no-hud", default=None,
+              help="Draw the status line (offline: fps and progress; live: latency) in every output; "
+                   "default: in windows only.")
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (default: torch's choice; 1 when other jobs share the cores).")
 @click.option("--hw-codecs", type=click.Choice(HW_CHOICES), default="auto", show_default=True,
@@ -84,38 +88,69 @@ def main() -> None:
               show_default=True,
               help="torch.compile the networks: faster frames after a one-off compile of a minute or two; "
                    "auto compiles offline runs of 3000 frames or more.")
+@output_options
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings and errors (no progress, no summary).")
+@click.option("--json", "json_path", default=None,
+              help="Write the run summary as JSON to this file ('-' for stdout), keys as stream.RunSummary.")
 def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
-        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice) -> None:
+        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, quiet, json_path,
+        **output_choices) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     from . import api
 
-    progress = ProgressLine(enabled=sys.stderr.isatty())
+    progress = ProgressLine(enabled=sys.stderr.isatty() and not quiet)
     try:
+        if json_path and json_path != "-":
+            _write_text(json_path, "")  # an unwritable summary path fails now, not after the run
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
             source, task, model=model, out=out, raw=raw, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
-            hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress)
+            hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress,
+            **output_choices)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise SystemExit(_fail(describe_error(exc)))
-    if pipeline.compiled:
+    if pipeline.compiled and not quiet:
         click.echo("compiling the network with torch.compile (a minute or two on a CPU the first time, "
                    "seconds once cached)", err=True)
     with api.stop_on_signals(pipeline):
         summary = pipeline.run()
     progress.finish()
-    for line in summary.lines():
-        click.echo(line, err=True)
+    if not quiet:
+        for line in summary.lines():
+            click.echo(line, err=True)
+    if json_path:
+        _write_json(summary, json_path)
     if summary.error:
         _fail(summary.error)
-    elif summary.interrupted:
+    elif summary.interrupted and not quiet:
         click.echo("interrupted: outputs hold the frames processed so far", err=True)
     sys.exit(summary.exit_code)
+
+
+def _write_json(summary, path: str) -> None:
+    """The summary as one JSON object, to ``path`` or stdout ('-'); a failed write is one error line."""
+    text = json.dumps(summary.as_dict(), indent=2)
+    if path == "-":
+        click.echo(text)
+        return
+    try:
+        _write_text(path, text + "\n")
+    except DenseStreamError as error:
+        sys.exit(_fail(str(error)))
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise DenseStreamError(f"cannot write the summary to {path}: {error.strerror or error}") from error
 
 
 def _fail(message: str) -> int:
@@ -136,9 +171,11 @@ def models() -> None:
 def _register_subcommands() -> None:
     """Commands that live in their own modules: benchmarks, training and evaluation."""
     from .bench_cli import bench
+    from .sources_cli import sources
     from .train_cli import evaluate, train
 
     main.add_command(bench)
+    main.add_command(sources)
     main.add_command(train)
     main.add_command(evaluate)
 

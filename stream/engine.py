@@ -108,17 +108,21 @@ class DeviceStage:
     ``task(images)`` takes N x 3 x H x W uint8 on the device (channels_last memory) and
     returns a dict of device tensors; ``renderer(images, outputs)`` composes the N x H' x W' x 3
     uint8 overlay, drawn on ``outputs["display"]`` instead of the input when the task gives
-    one. ``raw_keys`` names the outputs to bring back to the host as well.
+    one. ``raw_keys`` names the outputs to bring back to the host as well. Frames keep one
+    size unless ``sizes_vary``; then each batch must be of one size, and the staging buffers
+    follow each change.
     """
 
     def __init__(self, task, renderer, device: torch.device, dtype: torch.dtype,
-                 batch: int = 1, raw_keys: tuple[str, ...] = (), in_flight: int = 3) -> None:
+                 batch: int = 1, raw_keys: tuple[str, ...] = (), in_flight: int = 3,
+                 sizes_vary: bool = False) -> None:
         self.task = task
         self.renderer = renderer
         self.device = device
         self.dtype = dtype
         self.batch = batch
         self.raw_keys = raw_keys
+        self.sizes_vary = sizes_vary
         self.cuda = device.type == "cuda"
         self._frame_shape: tuple[int, int] | None = None
         self._slots: list[_Slot] = []
@@ -155,11 +159,15 @@ class DeviceStage:
 
     def submit(self, frames: list[Frame]) -> _InFlight:
         """Start one batch; on CUDA this returns before the work is done."""
-        if self._frame_shape is None:
-            self._frame_shape = frames[0].image.shape[:2]
+        first = frames[0].image.shape[:2]
+        if self._frame_shape is None or (self.sizes_vary and first != self._frame_shape):
+            self._frame_shape = first
+            self._slots, self._next_slot = [], 0  # batches in flight keep their own slots
         height, width = self._frame_shape
         for frame in frames:
             if frame.image.shape[:2] != (height, width):
+                if self.sizes_vary:
+                    raise ValueError("a batch must hold frames of one size")
                 raise DenseStreamError(
                     f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
                     f"but the stream started at {width}x{height}; sizes must not change mid-stream")

@@ -37,7 +37,8 @@ class Frame:
 
 @dataclass(slots=True)
 class StreamInfo:
-    """What a source knows about its stream before the first frame arrives."""
+    """What a source knows about its stream before the first frame arrives; ``width`` and
+    ``height`` are the first frame's, and the only ones unless ``sizes_vary`` (image folders)."""
 
     width: int
     height: int
@@ -47,3 +48,4 @@ class StreamInfo:
     live: bool = False
     audio_source: str | None = None
     name: str = "stream"
+    sizes_vary: bool = False

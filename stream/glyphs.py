@@ -38,36 +38,31 @@ def _put(canvas: np.ndarray, text: str, x: int, y: int, scale: float, colour) ->
     cv2.putText(canvas, text, (x, y), FONT, scale, colour, font_thickness(scale), cv2.LINE_AA)
 
 
-def render_legend(
+def render_legend_rows(
     names: Sequence[str], colours: np.ndarray, panel_height: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Legend patch: one colour swatch and name per class on a translucent dark backdrop.
+    """One legend entry per class, all of one size, for the renderer to stack on the device.
 
-    Classes flow into as many columns as needed to stay within 90% of ``panel_height``.
+    Entry ``i`` is a colour swatch and ``names[i]`` on a translucent dark backdrop with a margin
+    all round, so entries stacked edge to edge read as one legend. Returns ``rgb`` C x h x w x 3
+    and ``alpha`` C x h x w.
     """
     if len(names) != len(colours):
         raise ValueError(f"legend needs one colour per class: {len(names)} names, {len(colours)} colours")
     scale = font_scale(panel_height)
     _, ascent, descent = text_box("Ag", scale)
     pad = max(2, ascent // 3)
-    row = ascent + descent + pad
     swatch = ascent + descent
-    per_column = max(1, (int(panel_height * 0.9) - 2 * pad) // row)
-    columns = [list(range(i, min(i + per_column, len(names)))) for i in range(0, len(names), per_column)]
-    widths = [swatch + pad + max(text_box(names[i], scale)[0] for i in col) for col in columns]
-    height = 2 * pad + row * min(per_column, len(names)) - pad
-    width = pad + sum(w + pad for w in widths)
-    rgb = np.zeros((height, width, 3), np.uint8)
-    alpha = np.full((height, width), BACKDROP_ALPHA, np.uint8)
-    x = pad
-    for col, col_width in zip(columns, widths):
-        for r, i in enumerate(col):
-            y = pad + r * row
-            rgb[y : y + swatch, x : x + swatch] = colours[i]
-            alpha[y : y + swatch, x : x + swatch] = 255
-            _put(rgb, names[i], x + swatch + pad, y + ascent, scale, TEXT_COLOUR)
-        x += col_width + pad
-    alpha[rgb.max(axis=2) > 0] = 255
+    height = swatch + pad
+    width = pad + swatch + pad + max(text_box(name, scale)[0] for name in names) + pad
+    rgb = np.zeros((len(names), height, width, 3), np.uint8)
+    alpha = np.full((len(names), height, width), BACKDROP_ALPHA, np.uint8)
+    top = pad // 2
+    for i, name in enumerate(names):
+        rgb[i, top : top + swatch, pad : pad + swatch] = colours[i]
+        alpha[i, top : top + swatch, pad : pad + swatch] = 255
+        _put(rgb[i], name, 2 * pad + swatch, top + ascent, scale, TEXT_COLOUR)
+    alpha[rgb.max(axis=3) > 0] = 255
     return rgb, alpha
 
 

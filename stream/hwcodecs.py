@@ -18,12 +18,15 @@ from av.codec.hwaccel import HWAccel, hwdevices_available
 
 from .errors import DenseStreamError, describe_error
 
-__all__ = ["HW_CHOICES", "NVENC", "SOFTWARE_ENCODER", "wants_hardware", "nvenc_unavailable",
+__all__ = ["CODECS", "HW_CHOICES", "NVENC", "SOFTWARE_ENCODER", "wants_hardware", "nvenc_unavailable",
            "pick_encoder", "pick_decoder_accel"]
 
 HW_CHOICES = ("auto", "on", "off")
 NVENC = "h264_nvenc"
 SOFTWARE_ENCODER = "libx264"
+ENCODERS = {"h264": (SOFTWARE_ENCODER, NVENC), "hevc": ("libx265", "hevc_nvenc"), "av1": ("libsvtav1", "av1_nvenc")}
+"""Per ``--codec``: the software encoder and NVIDIA's."""
+CODECS = tuple(ENCODERS)
 
 
 def wants_hardware(choice: str, device: torch.device) -> bool:
@@ -34,31 +37,34 @@ def wants_hardware(choice: str, device: torch.device) -> bool:
 
 
 @functools.cache
-def nvenc_unavailable() -> str | None:
-    """Why NVENC cannot encode here, or None when a small test encoder opens."""
-    if NVENC not in av.codecs_available:
-        return f"this FFmpeg build has no {NVENC} encoder"
+def nvenc_unavailable(encoder: str = NVENC) -> str | None:
+    """Why the NVENC ``encoder`` cannot encode here, or None when a small test encoder opens."""
+    if encoder not in av.codecs_available:
+        return f"this FFmpeg build has no {encoder} encoder"
     try:
-        context = av.CodecContext.create(NVENC, "w")
+        context = av.CodecContext.create(encoder, "w")
         context.width, context.height = 256, 144
         context.pix_fmt = "yuv420p"
         context.time_base = Fraction(1, 25)
         context.open()
     except (av.FFmpegError, OSError, ValueError) as error:
-        return f"{NVENC} does not open: {describe_error(error)}"
+        return f"{encoder} does not open: {describe_error(error)}"
     return None
 
 
-def pick_encoder(choice: str, device: torch.device) -> str:
-    """The H.264 encoder for a run: NVENC when asked for and working, else libx264 (with a
-    warning when NVENC was asked for but does not work)."""
+def pick_encoder(choice: str, device: torch.device, codec: str = "h264") -> str:
+    """The encoder for ``codec`` (see ``CODECS``) in a run: NVENC when asked for and working, else
+    the software one (with a warning when NVENC was asked for but does not work)."""
+    if codec not in ENCODERS:
+        raise DenseStreamError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    software, hardware = ENCODERS[codec]
     if not wants_hardware(choice, device):
-        return SOFTWARE_ENCODER
-    reason = nvenc_unavailable()
+        return software
+    reason = nvenc_unavailable(hardware)
     if reason:
-        warnings.warn(f"hardware encode (NVENC) unavailable: {reason}; encoding with {SOFTWARE_ENCODER}")
-        return SOFTWARE_ENCODER
-    return NVENC
+        warnings.warn(f"hardware encode (NVENC) unavailable: {reason}; encoding with {software}")
+        return software
+    return hardware
 
 
 def pick_decoder_accel(choice: str, device: torch.device) -> HWAccel | None:

@@ -34,13 +34,15 @@ def _attach_track_row(outputs: dict) -> None:
 
 
 class _SinkWorker:
-    """Feeds one sink from its own bounded queue in its own thread."""
+    """Feeds one sink from its own bounded queue in its own thread; when ``hud_text`` is given,
+    each frame gets the status line drawn on its own copy just before the sink takes it."""
 
     def __init__(self, sink, stats: RunStats, on_error: Callable[[BaseException], None],
-                 capacity: int = 8) -> None:
+                 capacity: int = 8, hud_text: Callable[[StageResult], str] | None = None) -> None:
         self.sink = sink
         self.stats = stats
         self.on_error = on_error
+        self.hud_text = hud_text
         self.buffer = FrameBuffer(capacity, lossless=True)
         self.name = type(sink).__name__
         self.thread = threading.Thread(target=self._run, name=f"sink-{self.name}", daemon=True)
@@ -50,7 +52,11 @@ class _SinkWorker:
         try:
             while (item := self.buffer.get()) is not END:
                 started = time.perf_counter()
-                self.sink.write(item.frame, item.image, item.outputs)
+                image = item.image
+                if self.hud_text is not None:
+                    image = image.copy()
+                    draw_hud(image, self.hud_text(item))
+                self.sink.write(item.frame, image, item.outputs)
                 self.stats.add_busy(self.name, time.perf_counter() - started)
         except BaseException as exc:  # noqa: BLE001 - reported to the run, never lost
             self.buffer.cancel()
@@ -69,11 +75,14 @@ class Pipeline:
     task outputs the sinks receive on the host; ``max_frames`` stops after that many frames;
     ``progress(done, total, fps)`` is called after every frame; ``compile`` ('auto', 'on',
     'off') runs the task's networks through torch.compile (see ``stream.compiling``).
+    ``hud`` draws the status line into every sink's frames (True), none (False), or only those
+    of sinks that show frames to a person, i.e. whose ``hud_by_default`` is true (None); the
+    frames the iteration yields never carry it.
     """
 
     def __init__(self, source, task, renderer, sinks: list, *, device: str = "auto",
                  precision: str = "auto", batch: int = 1, max_frames: int | None = None,
-                 raw_keys: tuple[str, ...] = (), hud: bool = True, queue_size: int = 8,
+                 raw_keys: tuple[str, ...] = (), hud: bool | None = None, queue_size: int = 8,
                  compile: str = "off", progress: ProgressCallback | None = None) -> None:
         if batch < 1:
             raise DenseStreamError("--batch must be at least 1")
@@ -92,8 +101,10 @@ class Pipeline:
         self.total = self._expected_total()
         self.compiled = should_compile(compile, self.live, self.total) and compile_task(task, self.device) > 0
         task.prepare(self.device)
+        self.sizes_vary = bool(getattr(source.info, "sizes_vary", False))
         self.stage = DeviceStage(task, renderer, self.device, self.dtype, batch=self.batch,
-                                 raw_keys=raw_keys)
+                                 raw_keys=raw_keys, sizes_vary=self.sizes_vary)
+        self._carried = None  # a frame read ahead that starts the next batch (a new size)
         self.stats = RunStats()
         capacity = 1 if self.live else max(queue_size, 2 * self.batch)
         self.frames = FrameBuffer(capacity, lossless=not self.live)
@@ -102,9 +113,16 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._error_lock = threading.Lock()
         self._abort = threading.Event()
-        self._workers = [_SinkWorker(sink, self.stats, self._fail) for sink in self.sinks]
+        self._workers = [_SinkWorker(sink, self.stats, self._fail, hud_text=self._hud_text if wants else None)
+                         for sink, wants in zip(self.sinks, self._hud_choices())]
         self._reader = threading.Thread(target=self._read_source, name="source", daemon=True)
         self.summary: RunSummary | None = None
+
+    def _hud_choices(self) -> list[bool]:
+        """Per sink, whether its frames carry the status line."""
+        if self.hud is not None:
+            return [bool(self.hud)] * len(self.sinks)
+        return [bool(getattr(sink, "hud_by_default", False)) for sink in self.sinks]
 
     def _expected_total(self) -> int | None:
         known = self.source.info.frame_count
@@ -147,8 +165,11 @@ class Pipeline:
             self.frames.close()
 
     def _next_batch(self, wait: bool) -> list | None:
-        """Up to ``batch`` frames; [] when none is ready and ``wait`` is False; None at the end."""
-        first = self.frames.get(block=wait, timeout=None)
+        """Up to ``batch`` frames of one size; [] when none is ready and ``wait`` is False; None
+        at the end."""
+        first, self._carried = self._carried, None
+        if first is None:
+            first = self.frames.get(block=wait, timeout=None)
         if first is END:
             return None
         if first is None:
@@ -158,6 +179,9 @@ class Pipeline:
             item = self.frames.get()
             if item is END:
                 break
+            if self.sizes_vary and item.image.shape != first.image.shape:
+                self._carried = item
+                break
             batch.append(item)
         return batch
 
@@ -165,8 +189,6 @@ class Pipeline:
         for result in results:
             self.stats.frame_out(result.frame.captured)
             _attach_track_row(result.outputs)
-            if self.hud:
-                draw_hud(result.image, self._hud_text(result))
             for worker in self._workers:
                 worker.buffer.put(result)
             if self.progress is not None:
@@ -176,10 +198,17 @@ class Pipeline:
             yield result
 
     def _hud_text(self, result: StageResult) -> str:
-        latency = time.monotonic() - result.frame.captured
-        total = f"/{self.total}" if self.total else ""
-        return (f"{self.task.name} | {self.stats.recent_fps():.1f} fps | latency "
-                f"{1000 * latency:.0f} ms | frame {result.frame.index + 1}{total}")
+        """Figures that mean something for the input: live, the capture-to-display latency of
+        this frame (read just before the sink shows it) and the drops; offline, the processing
+        rate over the last frames and the progress through the input."""
+        fps = self.stats.recent_fps()
+        rate = f"{fps:.1f} fps" if fps > 0 else "-- fps"
+        if self.live:
+            latency = 1000 * (time.monotonic() - result.frame.captured)
+            return f"{self.task.name} | latency {latency:.0f} ms | {rate} | dropped {self.frames.dropped}"
+        done = result.frame.index + 1
+        progress = f"frame {done}/{self.total} ({100 * done // self.total}%)" if self.total else f"frame {done}"
+        return f"{self.task.name} | {rate} | {progress}"
 
     def __iter__(self) -> Iterator[StageResult]:
         for worker in self._workers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,10 @@ class RunSummary:
         if self.error:
             return 1
         return 130 if self.interrupted else 0
+
+    def as_dict(self) -> dict:
+        """Every field plus ``fps`` and ``exit_code``, as JSON-ready values (``--json``)."""
+        return {**asdict(self), "fps": self.fps, "exit_code": self.exit_code}
 
     def lines(self) -> list[str]:
         """Human-readable summary, one fact a line."""

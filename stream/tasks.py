@@ -3,7 +3,8 @@
 A task takes N x 3 x H x W uint8 images (channels_last memory, on the run's device) and returns
 a dict of device tensors with any of: ``labels`` (N x H x W uint8 class ids), ``depth``
 (N x H x W float32 metres), ``boxes`` (N x 4 x, y, w, h), ``scores`` (N), ``lost`` (N bool),
-``restored`` (N x 3 x H' x W' uint8) and ``display`` (the image to draw on, when it differs
+``restored`` (N x 3 x H' x W' uint8), ``probs`` (N x C x H x W float16 class probabilities,
+from segmenting tasks when ``want_probs`` is set) and ``display`` (the image to draw on, when it differs
 from the input, e.g. the bicubic upscale for super-resolution). Models come from ``nets.zoo``.
 """
 from __future__ import annotations
@@ -132,6 +133,13 @@ class _DenseTask(_ModelTask):
         super().__init__(model, spec)
         self.refine = refine
         self.infer_size = infer_size
+        self.want_probs = False
+
+    def with_probs(self, outputs: dict, logits: torch.Tensor) -> dict:
+        """``outputs`` plus the network's class probabilities (before refinement) when asked for."""
+        if self.want_probs:
+            outputs["probs"] = logits.float().softmax(1).half()
+        return outputs
 
     def predict(self, images: torch.Tensor):
         """The network's output for the frames, at the frames' size."""
@@ -151,7 +159,8 @@ class SegmentationTask(_DenseTask):
         self.classes = list(spec.classes)
 
     def __call__(self, images):
-        return {"labels": self.refine.labels(self.predict(images), images)}
+        logits = self.predict(images)
+        return self.with_probs({"labels": self.refine.labels(logits, images)}, logits)
 
 
 class JointTask(_DenseTask):
@@ -171,6 +180,7 @@ class JointTask(_DenseTask):
         outputs = {"depth": self.refine.depth(depth[:, 0].float().abs(), images)}
         if self.want_labels:
             outputs["labels"] = self.refine.labels(logits, images)
+            self.with_probs(outputs, logits)
         return outputs
 
 
@@ -253,6 +263,17 @@ class CombinedTask(Task):
         for task in self.tasks:
             merged.update(task(images))
         return merged
+
+
+def request_probabilities(task: Task) -> None:
+    """Make ``task`` (or each of a combined task's parts) also give ``probs``; an error when none
+    of them segments."""
+    parts = task.tasks if isinstance(task, CombinedTask) else [task]
+    segmenting = [part for part in parts if isinstance(part, _DenseTask) and "labels" in part.outputs]
+    if not segmenting:
+        raise DenseStreamError(f"class probabilities come from segmenting tasks (seg, seg+depth), not '{task.name}'")
+    for part in segmenting:
+        part.want_probs = True
 
 
 def served_tasks(spec) -> tuple[str, ...]:

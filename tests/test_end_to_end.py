@@ -87,7 +87,7 @@ def test_sigint_mid_run_leaves_a_playable_file_with_the_frames_so_far(tmp_path):
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["densestream", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "DENSESTREAM_DEBUG": ""})
 
 

@@ -56,7 +56,7 @@ def test_bad_device_and_precision_are_clear_errors():
 def test_cpu_stage_returns_overlay_and_raw_outputs_per_frame(batch):
     task = LumaTask()
     task.prepare(torch.device("cpu"))
-    renderer = OverlayRenderer(classes=task.classes, expect=("labels", "depth"), legend=False)
+    renderer = OverlayRenderer(classes=task.classes, expect=("labels", "depth"), legend="off")
     stage = DeviceStage(task, renderer, torch.device("cpu"), torch.float32, batch=batch,
                         raw_keys=("labels", "depth"))
     frames = make_frames(7)

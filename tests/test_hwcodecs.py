@@ -39,14 +39,14 @@ def test_auto_means_hardware_only_on_cuda_runs():
 
 
 def test_encoder_falls_back_to_libx264_with_a_warning(monkeypatch):
-    monkeypatch.setattr(hwcodecs, "nvenc_unavailable", lambda: "no NVENC capable device")
+    monkeypatch.setattr(hwcodecs, "nvenc_unavailable", lambda encoder="h264_nvenc": "no NVENC capable device")
     with pytest.warns(UserWarning, match="NVENC.*no NVENC capable device.*libx264"):
         assert hwcodecs.pick_encoder("on", CPU) == "libx264"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert hwcodecs.pick_encoder("auto", CPU) == "libx264"
         assert hwcodecs.pick_encoder("off", CUDA) == "libx264"
-    monkeypatch.setattr(hwcodecs, "nvenc_unavailable", lambda: None)
+    monkeypatch.setattr(hwcodecs, "nvenc_unavailable", lambda encoder="h264_nvenc": None)
     assert hwcodecs.pick_encoder("auto", CUDA) == hwcodecs.NVENC
 
 

@@ -116,7 +116,7 @@ def test_ignore_ids_stay_untouched_in_rendered_overlay():
     labels = torch.full((1, 8, 8), 3)
     labels[0, :4] = 255
     labels[0, 4:, :2] = 11
-    out = OverlayRenderer("overlay", legend=False)(images, {"labels": labels})
+    out = OverlayRenderer("overlay", legend="off")(images, {"labels": labels})
     original = images.permute(0, 2, 3, 1)
     assert torch.equal(out[0, :4], original[0, :4])
     assert torch.equal(out[0, 4:, :2], original[0, 4:, :2])
@@ -230,14 +230,14 @@ def test_draw_boxes_rejects_bad_boxes():
     ],
 )
 def test_layouts_give_promised_size_and_dtype(layout, expect, size):
-    renderer = OverlayRenderer(layout, expect=expect, legend=False)
+    renderer = OverlayRenderer(layout, expect=expect, legend="off")
     assert renderer.output_size(12, 16) == size
     out = renderer(frames(2), all_outputs(2, 12, 16))
     assert out.shape == (2, *size, 3) and out.dtype == torch.uint8 and out.is_contiguous()
 
 
 def test_grid_odd_size_and_panel_contents():
-    renderer = OverlayRenderer("grid", legend=False)
+    renderer = OverlayRenderer("grid", legend="off")
     assert renderer.output_size(13, 17) == (12, 16)
     images = torch.full((1, 3, 13, 17), 200, dtype=torch.uint8)
     out = renderer(images, {})
@@ -249,18 +249,18 @@ def test_grid_odd_size_and_panel_contents():
 
 def test_overlay_priority_labels_then_depth_then_restored():
     images, outputs = frames(1, 12, 16), all_outputs(1, 12, 16)
-    renderer = OverlayRenderer("overlay", legend=False)
+    renderer = OverlayRenderer("overlay", legend="off")
     restored_only = renderer(images, {"restored": outputs["restored"]})
     assert torch.equal(restored_only, outputs["restored"].permute(0, 2, 3, 1))
     with_labels = renderer(images, {"labels": outputs["labels"], "depth": outputs["depth"]})
     assert torch.equal(with_labels, renderer(images, {"labels": outputs["labels"]}))
 
 
-def test_legend_present_and_lists_every_class():
+def test_legend_all_lists_every_class():
     images = torch.zeros((1, 3, 240, 320), dtype=torch.uint8)
     labels = torch.full((1, 240, 320), 255, dtype=torch.uint8)
-    with_legend = OverlayRenderer("overlay")(images, {"labels": labels})[0]
-    plain = OverlayRenderer("overlay", legend=False)(images, {"labels": labels})[0]
+    with_legend = OverlayRenderer("overlay", palette="camvid", legend="all")(images, {"labels": labels})[0]
+    plain = OverlayRenderer("overlay", legend="off")(images, {"labels": labels})[0]
     assert (plain == 0).all() and not torch.equal(with_legend, plain)
     found = {tuple(p) for p in with_legend.reshape(-1, 3).tolist()}
     assert all(rgb in found for rgb in SPEC_CAMVID.values())
@@ -268,7 +268,7 @@ def test_legend_present_and_lists_every_class():
 
 def test_legend_for_generated_palette_lists_all_40_classes():
     names = [f"class{i}" for i in range(40)]
-    renderer = OverlayRenderer("overlay", classes=names)
+    renderer = OverlayRenderer("overlay", classes=names, legend="all")
     out = renderer(torch.zeros((1, 3, 240, 320), dtype=torch.uint8), {"labels": torch.zeros(1, 240, 320, dtype=torch.long)})
     found = {tuple(p) for p in out[0].reshape(-1, 3).tolist()}
     assert all(tuple(c) in found for c in distinct_palette(40).tolist())
@@ -345,7 +345,7 @@ def test_renders_real_camvid_frame_with_ground_truth(tmp_path):
     image = cv2.cvtColor(cv2.imread(str(DATA / "camvid/val/images/0016E5_07959.jpg")), cv2.COLOR_BGR2RGB)
     labels = cv2.imread(str(DATA / "camvid/val/labels/0016E5_07959.png"), cv2.IMREAD_UNCHANGED)
     images = torch.from_numpy(image).permute(2, 0, 1)[None]
-    out = OverlayRenderer("side-by-side")(images, {"labels": torch.from_numpy(labels)[None]})[0].numpy().copy()
+    out = OverlayRenderer("side-by-side", palette="camvid")(images, {"labels": torch.from_numpy(labels)[None]})[0].numpy().copy()
     road = labels == 3
     road[:200] = False  # keep clear of the legend in the top-left corner
     expected = (image[road].astype(int) + np.array(SPEC_CAMVID[3]) + 1) // 2

@@ -12,19 +12,27 @@ means "no measurement" and is drawn black (full map) or left untouched (blended)
 """
 from stream.glyphs import draw_hud
 
+from .autorange import AutoDepthRange
 from .boxes import digit_atlas, draw_boxes, draw_scores
-from .depth import colorize_depth, depth_lut, depth_valid
-from .labels import CAMVID_CLASSES, CAMVID_COLOURS, camvid_palette, colorize_labels, distinct_palette, label_mask
+from .depth import DEPTH_CMAPS, colorize_depth, depth_lut, depth_valid
+from .labels import (CAMVID_CLASSES, CAMVID_COLOURS, CONTRAST_COLOURS, PALETTES, camvid_palette, class_ids,
+                     colorize_labels, distinct_palette, label_mask, named_palette)
 from .mixing import blend
-from .renderer import LAYOUTS, OverlayRenderer
+from .renderer import LAYOUTS, LEGENDS, OverlayRenderer
 
 __all__ = [
+    "AutoDepthRange",
     "CAMVID_CLASSES",
     "CAMVID_COLOURS",
+    "CONTRAST_COLOURS",
+    "DEPTH_CMAPS",
     "LAYOUTS",
+    "LEGENDS",
     "OverlayRenderer",
+    "PALETTES",
     "blend",
     "camvid_palette",
+    "class_ids",
     "colorize_depth",
     "colorize_labels",
     "depth_lut",
@@ -35,4 +43,5 @@ __all__ = [
     "draw_hud",
     "draw_scores",
     "label_mask",
+    "named_palette",
 ]

@@ -3,12 +3,34 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 
 from .mixing import lookup
 
+OPENCV_MAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "magma": cv2.COLORMAP_MAGMA, "inferno": cv2.COLORMAP_INFERNO,
+               "plasma": cv2.COLORMAP_PLASMA}
+DEPTH_CMAPS = ("turbo", *OPENCV_MAPS, "gray")
+"""Depth colour maps; in each, far is the low end (cool or dark) and near the high end."""
 
-def depth_lut(device: torch.device | str = "cpu") -> torch.Tensor:
+
+def depth_lut(device: torch.device | str = "cpu", name: str = "turbo") -> torch.Tensor:
+    """256 x 3 uint8 colour map ``name`` (see ``DEPTH_CMAPS``), index 255 drawn for the nearest
+    depth: 'turbo' (our own, below), OpenCV's perceptually uniform 'viridis', 'magma', 'inferno'
+    and 'plasma' (dark far, bright near), or 'gray' (black far, white near)."""
+    if name == "turbo":
+        return turbo_lut(device)
+    ramp = np.arange(256, dtype=np.uint8)
+    if name == "gray":
+        return torch.from_numpy(np.repeat(ramp[:, None], 3, axis=1)).to(device)
+    if name not in OPENCV_MAPS:
+        raise ValueError(f"unknown depth colour map {name!r} (choose from {', '.join(DEPTH_CMAPS)})")
+    bgr = cv2.applyColorMap(ramp[:, None], OPENCV_MAPS[name])[:, 0]
+    return torch.from_numpy(np.ascontiguousarray(bgr[:, ::-1])).to(device)
+
+
+def turbo_lut(device: torch.device | str = "cpu") -> torch.Tensor:
     """Turbo-like 256 x 3 uint8 colour map: index 0 dark blue (cool) .. 255 dark red (warm).
 
     Each channel is a Gaussian bump of equal width (blue, green, red centred at 0.18, 0.5,

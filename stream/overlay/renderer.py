@@ -10,15 +10,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stream.glyphs import render_legend, render_scale_bar
+from stream.glyphs import render_legend_rows, render_scale_bar
 
+from .autorange import AutoDepthRange
 from .boxes import BOX_COLOUR, LOST_COLOUR, check_boxes, digit_atlas, draw_boxes, draw_scores
 from .depth import check_depth_range, depth_fraction, depth_lut, depth_rgba
-from .labels import CAMVID_CLASSES, camvid_palette, check_palette, distinct_palette, label_rgba
+from .labels import CAMVID_CLASSES, check_palette, label_rgba, named_palette
 from .mixing import ONE, check_images, mix
 
 LAYOUTS = ("overlay", "side-by-side", "grid")
-OUTPUT_KEYS = frozenset({"labels", "depth", "boxes", "scores", "lost", "restored"})
+LEGENDS = ("present", "all", "off")
+OUTPUT_KEYS = frozenset({"labels", "depth", "boxes", "scores", "lost", "restored", "probs"})
+PRESENT_FRACTION = 0.001
+"""A class enters the ``present`` legend when it covers at least this fraction of the frame."""
 
 
 @dataclass
@@ -43,10 +47,30 @@ class _Patch:
 
 
 @dataclass
+class _Legend:
+    """Legend entries (one per listed class, as C x 3 x h x w colours and C x 1 x h x w weights)
+    and the (top, left) of each slot that fits the panel; slot k shows the k-th listed class."""
+
+    colour: torch.Tensor
+    weight: torch.Tensor
+    slots: list[tuple[int, int]]
+
+    def composite(self, panel: torch.Tensor, order: torch.Tensor, count: torch.Tensor) -> None:
+        """Blend, in place on every frame, entries ``order[n, k]`` (indices into the listed classes)
+        into slots ``k < count[n]``; the rest of the slots are left alone."""
+        h, w = self.colour.shape[2:]
+        for k, (top, left) in enumerate(self.slots[: order.shape[1]]):
+            index = order[:, k]
+            shown = (k < count).to(torch.int16).view(-1, 1, 1, 1)
+            region = panel[:, :, top : top + h, left : left + w]
+            region.copy_(mix(region, self.colour[index], self.weight[index] * shown))
+
+
+@dataclass
 class _Decorations:
     """Everything text-bearing for one panel size, rasterised once and kept on the device."""
 
-    legend: _Patch | None
+    legend: _Legend | None
     scale_bar: _Patch
     bar_top: int
     digits: torch.Tensor
@@ -63,59 +87,98 @@ class OverlayRenderer:
     depth: input | labels blended | depth colour map.
     ``grid``: 2 x 2 of input, labels blended, depth colour map, restored (or input) with boxes;
     each panel is downscaled by 2 so the output keeps the input size (odd sizes lose a row or
-    column). A panel whose output is absent shows the input dimmed.
+    column), or kept at full size with ``full_panels`` (output twice as wide and tall). A panel
+    whose output is absent shows the input dimmed.
     Boxes carry their score as a small ``d.dd`` tag when ``scores`` are given.
+
+    ``palette``: 'contrast', 'camvid' (see ``named_palette``) or a C x 3 uint8 tensor; ``alpha``
+    the opacity of labels and blended depth; ``draw_classes`` the class ids to colour (others
+    keep the input's pixels); ``legend``: 'present' lists the drawn classes covering at least
+    ``PRESENT_FRACTION`` of each frame, 'all' every drawn class, 'off' none; ``depth_range``
+    (near, far) in metres or 'auto' (see ``AutoDepthRange``); ``depth_cmap`` one of
+    ``DEPTH_CMAPS``; ``line_width`` the box outline in pixels (default: grows with the frame);
+    ``size`` (width, height) resizes the composed frame (antialiased bilinear, on the device).
     """
 
     def __init__(
         self,
         layout: str = "overlay",
         classes: Sequence[str] | None = None,
-        palette: torch.Tensor | None = None,
+        palette: str | torch.Tensor = "contrast",
         alpha: float = 0.5,
-        depth_range: tuple[float, float] = (1.0, 80.0),
-        legend: bool = True,
+        depth_range: tuple[float, float] | str = (1.0, 80.0),
+        legend: str = "present",
         device: torch.device | str = "cpu",
         depth_log: bool = True,
         expect: Collection[str] = ("labels",),
+        draw_classes: Collection[int] | None = None,
+        depth_cmap: str = "turbo",
+        line_width: int | None = None,
+        size: tuple[int, int] | None = None,
+        full_panels: bool = False,
     ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        if legend not in LEGENDS:
+            raise ValueError(f"unknown legend choice {legend!r}; choose one of {', '.join(LEGENDS)}")
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+            raise ValueError(f"opacity must be within [0, 1], got {alpha}")
+        if line_width is not None and line_width < 1:
+            raise ValueError(f"line width must be at least 1 pixel, got {line_width}")
+        if size is not None and min(size) < 1:
+            raise ValueError(f"output size must be positive, got {size[0]}x{size[1]}")
         unknown = set(expect) - OUTPUT_KEYS
         if unknown:
             raise ValueError(f"unknown output names in expect: {', '.join(sorted(unknown))}")
-        near, far = (float(v) for v in depth_range)
-        check_depth_range(near, far, depth_log)
+        self.auto_range = AutoDepthRange() if depth_range == "auto" else None
+        if self.auto_range is None:
+            near, far = (float(v) for v in depth_range)
+            check_depth_range(near, far, depth_log)
+            self.depth_range = (near, far)
+        else:
+            self.depth_range = (1.0, 80.0)
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.classes = list(CAMVID_CLASSES if classes is None else classes)
-        if palette is None:
-            is_camvid = [c.lower() for c in self.classes] == [c.lower() for c in CAMVID_CLASSES]
-            palette = camvid_palette() if is_camvid else distinct_palette(len(self.classes))
+        if isinstance(palette, str):
+            palette = named_palette(palette, self.classes)
         check_palette(palette)
         if len(palette) != len(self.classes):
             raise ValueError(f"palette has {len(palette)} colours for {len(self.classes)} classes")
         self.palette = palette.to(self.device)
+        drawn = range(len(self.classes)) if draw_classes is None else sorted(set(draw_classes))
+        if not drawn or not all(0 <= i < len(self.classes) for i in drawn):
+            raise ValueError(f"class ids to draw must lie in 0..{len(self.classes) - 1}, got {list(drawn)}")
+        self.drawn = torch.tensor(list(drawn), dtype=torch.long, device=self.device)
+        self.class_weights = torch.zeros(len(self.classes), dtype=torch.int16, device=self.device)
+        self.class_weights[self.drawn] = round(alpha * ONE)
         self.layout = layout
         self.alpha = alpha
-        self.depth_range = (near, far)
         self.depth_log = depth_log
         self.legend = legend
+        self.line_width = line_width
+        self.size = size
+        self.full_panels = full_panels
         self.three_panels = {"labels", "depth"} <= set(expect)
-        self.lut = depth_lut(self.device)
+        self.lut = depth_lut(self.device, depth_cmap)
         self.box_colour = torch.tensor(BOX_COLOUR, dtype=torch.uint8, device=self.device)
         self.lost_colour = torch.tensor(LOST_COLOUR, dtype=torch.uint8, device=self.device)
-        self._decorations: dict[tuple[int, int], _Decorations] = {}
+        self._decorations: dict[tuple, _Decorations] = {}
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') of the rendered frames for inputs of ``height`` x ``width``."""
+        if self.size is not None:
+            return self.size[1], self.size[0]
+        return self._layout_size(height, width)
+
+    def _layout_size(self, height: int, width: int) -> tuple[int, int]:
         if self.layout == "overlay":
             return height, width
         if self.layout == "side-by-side":
             return height, width * (3 if self.three_panels else 2)
+        if self.full_panels:
+            return 2 * height, 2 * width
         if height < 2 or width < 2:
             raise ValueError(f"the grid layout needs frames of at least 2 x 2 pixels, got {height} x {width}")
         return 2 * (height // 2), 2 * (width // 2)
@@ -127,8 +190,10 @@ class OverlayRenderer:
             raise ValueError(f"images are on {images.device} but the renderer was built for {self.device}")
         outputs = self._checked(outputs, count, height, width)
         images = images.contiguous()
-        out_h, out_w = self.output_size(height, width)
-        if self.layout == "grid":
+        out_h, out_w = self._layout_size(height, width)
+        if self.auto_range is not None and "depth" in outputs:
+            self.depth_range = self.auto_range.update(outputs["depth"]) or self.depth_range
+        if self.layout == "grid" and not self.full_panels:
             images, outputs = _halve(images, outputs)
         panel_h, panel_w = images.shape[2:]
         decorations = self._decorations_for(panel_h, panel_w)
@@ -139,6 +204,8 @@ class OverlayRenderer:
         for i, panel in enumerate(panels):
             top, left = (i // columns) * panel_h, (i % columns) * panel_w
             canvas[:, :, top : top + panel_h, left : left + panel_w] = panel
+        if self.size is not None and self.size != (out_w, out_h):
+            return _resized(canvas, self.size)
         return result
 
     def _checked(self, outputs: Mapping[str, torch.Tensor], count: int, height: int, width: int) -> dict:
@@ -164,18 +231,17 @@ class OverlayRenderer:
         return checked
 
     def _decorations_for(self, height: int, width: int) -> _Decorations:
-        key = (height, width)
+        key = (height, width, self.depth_range)
         if key not in self._decorations:
+            if len(self._decorations) >= 16:  # an auto depth range moved on: drop the old bars
+                self._decorations.clear()
             self._decorations[key] = self._rasterise(height, width)
         return self._decorations[key]
 
     def _rasterise(self, height: int, width: int) -> _Decorations:
         margin = max(2, height // 60)
         inner_h, inner_w = max(1, height - 2 * margin), max(1, width - 2 * margin)
-        legend = None
-        if self.legend:
-            rgb, alpha = render_legend(self.classes, self.palette.cpu().numpy(), height)
-            legend = _Patch.upload(rgb, alpha, inner_h, inner_w, self.device)
+        legend = self._legend_entries(height, width, margin) if self.legend != "off" else None
         bar_rgb, bar_alpha = render_scale_bar(*self._bar_contents(max(2, round(height * 0.6))), height)
         scale_bar = _Patch.upload(bar_rgb, bar_alpha, inner_h, inner_w, self.device)
         bar_top = (height - scale_bar.colour.shape[1]) // 2
@@ -185,8 +251,39 @@ class OverlayRenderer:
             bar_top=bar_top,
             digits=digit_atlas(height, self.device),
             margin=margin,
-            thickness=max(2, round(height / 270)),
+            thickness=self.line_width or max(2, round(height / 270)),
         )
+
+    def _legend_entries(self, height: int, width: int, margin: int) -> _Legend | None:
+        """Entries for the drawn classes and the slots that fit, flowing into columns that stay
+        within 90% of the panel height; None when not even one entry fits."""
+        names = [self.classes[i] for i in self.drawn.tolist()]
+        rgb, alpha = render_legend_rows(names, self.palette[self.drawn].cpu().numpy(), height)
+        entry_h, entry_w = rgb.shape[1:3]
+        per_column = max(1, int(height * 0.9) // entry_h)
+        slots = [(margin + (k % per_column) * entry_h, margin + (k // per_column) * entry_w) for k in range(len(names))]
+        slots = [(top, left) for top, left in slots if top + entry_h <= height and left + entry_w <= width]
+        if not slots:
+            return None
+        weight = (torch.from_numpy(alpha.astype(np.int16)) * ONE + 127) // 255
+        colour = torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous()
+        return _Legend(colour.to(self.device), weight.unsqueeze(1).to(self.device), slots)
+
+    def _legend_order(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per frame, the listed classes (indices into ``drawn``) in slot order and how many."""
+        count = labels.shape[0]
+        listed = len(self.drawn)
+        if self.legend == "all":
+            order = torch.arange(listed, device=self.device).expand(count, listed)
+            return order, torch.full((count,), listed, device=self.device)
+        classes = len(self.classes)
+        labels = labels[:, ::2, ::2]  # every fourth pixel is enough to find classes over PRESENT_FRACTION
+        ids = labels.reshape(count, -1).long().clamp(-1, classes) + 1
+        ids = ids + torch.arange(count, device=self.device)[:, None] * (classes + 2)
+        pixels = torch.bincount(ids.reshape(-1), minlength=count * (classes + 2)).view(count, classes + 2)
+        present = pixels[:, 1 : classes + 1][:, self.drawn] >= max(1.0, PRESENT_FRACTION * labels[0].numel())
+        order = torch.sort((~present).to(torch.uint8), dim=1, stable=True).indices
+        return order, present.sum(dim=1)
 
     def _bar_contents(self, bar_h: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Bar colours (far at the top, near at the bottom) and (row, label) ticks in metres."""
@@ -204,10 +301,10 @@ class OverlayRenderer:
         return colours, ticks
 
     def _labels_panel(self, image: torch.Tensor, labels: torch.Tensor, deco: _Decorations) -> torch.Tensor:
-        rgba = label_rgba(labels, self.palette, round(self.alpha * ONE), torch.int16)
+        rgba = label_rgba(labels, self.palette, self.class_weights, torch.int16)
         panel = mix(image, rgba[:, :3], rgba[:, 3:])
         if deco.legend is not None:
-            deco.legend.composite(panel, deco.margin, deco.margin)
+            deco.legend.composite(panel, *self._legend_order(labels))
         return panel
 
     def _depth_panel(self, image: torch.Tensor, depth: torch.Tensor, blended: bool, deco: _Decorations) -> torch.Tensor:
@@ -258,6 +355,13 @@ class OverlayRenderer:
 def _dimmed(image: torch.Tensor) -> torch.Tensor:
     """The input at 40% brightness: the stand-in for a panel whose output is absent."""
     return mix(image, torch.zeros_like(image), ONE * 3 // 5)
+
+
+def _resized(canvas: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N x 3 x H x W uint8 frames resized to (width, height), returned N x H' x W' x 3 contiguous."""
+    scaled = F.interpolate(canvas.float(), size=(size[1], size[0]), mode="bilinear", align_corners=False,
+                           antialias=True)
+    return scaled.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def _halve(images: torch.Tensor, outputs: dict) -> tuple[torch.Tensor, dict]:

@@ -19,7 +19,7 @@ def open_sink(target: str, info: StreamInfo, codec: str | None = None, **options
 
     ``null`` -> NullSink; ``window`` or ``show`` -> WindowSink (title defaults to the stream name);
     ``*.mp4|*.mkv|*.mov`` -> VideoSink; an existing directory, a path ending in a slash or a path
-    without extension -> ImageFolderSink. ``codec`` (the H.264 encoder, see
+    without extension -> ImageFolderSink. ``codec`` (the encoder, see
     ``stream.hwcodecs.pick_encoder``) applies to video files and is ignored by the others;
     ``options`` go to the chosen sink's constructor.
     """

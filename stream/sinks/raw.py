@@ -22,6 +22,7 @@ class RawSink(Sink):
     - ``depth`` (H x W float metres) -> ``<name>_depth.png``: 16-bit, millimetres, rounded and
       clipped to 0..65535 (so 65.535 m saturates; NaN and negative depths become 0 = no depth),
       and/or ``<name>_depth.npy``: the exact float32 metres.
+    - ``probs`` (C x H x W float class probabilities) -> ``<name>_probs.npy`` as float16.
     - ``box`` (x, y, w, h, score, lost) -> one row of ``tracks.csv``, flushed at once so a
       killed run keeps every row written.
     """
@@ -50,13 +51,18 @@ class RawSink(Sink):
                 write_image(self.directory / f"{name}_depth.png", depth_to_millimetres(depth), [])
             if self.depth_format in ("npy", "both"):
                 self._save_npy(self.directory / f"{name}_depth.npy", depth)
+        probs = outputs.get("probs")
+        if probs is not None:
+            if not is_array(probs, ndim=3, dtype=np.floating):
+                raise SinkError(f"probs must be a C x H x W float array, got {array_summary(probs)}")
+            self._save_npy(self.directory / f"{name}_probs.npy", probs.astype(np.float16))
         box = outputs.get("box")
         if box is not None:
             self._append_track(frame.index, box)
 
-    def _save_npy(self, path: Path, depth: np.ndarray) -> None:
+    def _save_npy(self, path: Path, array: np.ndarray) -> None:
         try:
-            np.save(path, depth)
+            np.save(path, array)
         except OSError as error:
             raise SinkError(f"cannot write {path}: {error.strerror or error}") from error
 

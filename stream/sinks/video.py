@@ -1,4 +1,4 @@
-"""H.264 video files (.mp4/.mkv/.mov) that keep the source's timestamps and audio."""
+"""Video files (.mp4/.mkv/.mov; H.264, HEVC or AV1) that keep the source's timestamps and audio."""
 from __future__ import annotations
 
 import logging
@@ -11,10 +11,11 @@ import numpy as np
 
 from stream.errors import SinkError
 from stream.frames import Frame, StreamInfo
-from stream.hwcodecs import NVENC, SOFTWARE_ENCODER
+from stream.hwcodecs import SOFTWARE_ENCODER
 
 from .audio import AudioTrack
 from .base import Sink, check_rgb
+from .encoders import encoder_settings
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +23,12 @@ VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 """Video file extensions and the FFmpeg muxer that writes each."""
 
 
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast",
-    "medium", "slow", "slower", "veryslow", "placebo",
-)
-
-
 class VideoSink(Sink):
-    """H.264 yuv420p video file (.mp4/.mkv/.mov) that keeps the source's timestamps and audio.
+    """yuv420p video file (.mp4/.mkv/.mov) that keeps the source's timestamps and audio.
+
+    ``codec`` is the FFmpeg encoder (libx264 by default, see ``encoders.ENCODERS``); ``crf`` its
+    constant quality (None: the encoder's default), or ``bitrate`` (e.g. '4M') an average rate
+    instead; ``preset`` an x264 speed name, mapped onto the encoder's own scale.
 
     Each output frame gets the input frame's pts (in the input time base), so variable frame rate
     and gaps survive; MP4/MOV get ``+faststart`` so browsers can play them while downloading.
@@ -43,14 +42,15 @@ class VideoSink(Sink):
         path: str | os.PathLike[str],
         info: StreamInfo,
         *,
-        crf: int = 20,
-        preset: str = "veryfast",
+        crf: int | None = None,
+        preset: str | None = None,
         codec: str = SOFTWARE_ENCODER,
+        bitrate: str | int | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         container_format = _video_format(self.path)
-        self._encoder_options = _encoder_options(codec, crf, preset)
+        self._encoder = encoder_settings(codec, crf, preset, bitrate)
         self._codec = codec
         self._info = info
         self._time_base = Fraction(info.time_base)
@@ -91,7 +91,8 @@ class VideoSink(Sink):
         elif size != self._size:
             raise SinkError(
                 f"{self.describe()}: overlay size changed from {self._size[0]}x{self._size[1]} "
-                f"to {size[0]}x{size[1]} during the run"
+                f"to {size[0]}x{size[1]} during the run (images of several sizes: write an image folder, "
+                "or give --size WxH)"
             )
         pts = self._next_pts(frame)
         video_frame = av.VideoFrame.from_ndarray(_pad_to_even(image), format="rgb24").reformat(
@@ -108,7 +109,7 @@ class VideoSink(Sink):
             raise SinkError(f"cannot write frame {frame.index} to {self.path}: {error}") from error
 
     def _open_video(self, width: int, height: int) -> None:
-        """Add the H.264 stream; its size is the first overlay's, rounded up to even numbers."""
+        """Add the video stream; its size is the first overlay's, rounded up to even numbers."""
         stream = self._container.add_stream(self._codec)
         stream.width = width + width % 2
         stream.height = height + height % 2
@@ -122,7 +123,11 @@ class VideoSink(Sink):
         context.color_primaries = 1
         context.color_trc = 1
         context.color_range = 1
-        context.options = dict(self._encoder_options)
+        context.options = dict(self._encoder.options)
+        if self._encoder.bit_rate:
+            context.bit_rate = self._encoder.bit_rate
+        if self._encoder.tag and self.path.suffix.lower() in (".mp4", ".mov"):
+            stream.codec_tag = self._encoder.tag
         self._video = stream
         if self._audio is not None:
             self._audio.attach()
@@ -196,22 +201,6 @@ def _container_options(container_format: str) -> dict[str, str]:
     if container_format in ("mp4", "mov"):
         return {"movflags": "+faststart"}
     return {"avoid_negative_ts": "disabled"}
-
-
-def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-    """Validated H.264 settings: constant quality ``crf``, High profile; libx264 takes the speed
-    ``preset``, NVENC (``h264_nvenc``) its own medium preset with ``crf`` as its quality target."""
-    if codec not in (SOFTWARE_ENCODER, NVENC):
-        raise SinkError(f"unsupported video encoder {codec!r}: use {SOFTWARE_ENCODER} or {NVENC}")
-    if codec not in av.codecs_available:
-        raise SinkError(f"this FFmpeg build has no {codec} encoder; install PyAV wheels from PyPI")
-    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-        raise SinkError(f"crf must be an integer from 0 (lossless) to 51 (worst), got {crf!r}")
-    if codec == NVENC:
-        return {"rc": "vbr", "cq": str(crf), "preset": "p4", "profile": "high"}
-    if preset not in X264_PRESETS:
-        raise SinkError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
-    return {"crf": str(crf), "preset": preset, "profile": "high"}
 
 
 def _probe_writable_file(path: Path) -> None:

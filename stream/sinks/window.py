@@ -27,6 +27,9 @@ class WindowSink(Sink):
     a window left open by a close from elsewhere goes away with the process.
     """
 
+    hud_by_default = True
+    """A person watches this output, so the run's status line is drawn unless asked otherwise."""
+
     def __init__(self, title: str = "densestream") -> None:
         super().__init__()
         self.title = title

@@ -1,4 +1,5 @@
-"""Image folders, globs and single images, played as a sequence at a fixed frame rate."""
+"""Image folders, globs and single images, played as a sequence at a fixed frame rate; each image
+keeps its own size and name."""
 from __future__ import annotations
 
 import glob
@@ -39,7 +40,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 class ImageFolderSource(Source):
-    """A naturally sorted list of image files, all of one size, timed at a fixed fps."""
+    """A naturally sorted list of image files of any sizes, timed at a fixed fps."""
 
     def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS) -> None:
         if not paths:
@@ -51,16 +52,16 @@ class ImageFolderSource(Source):
         self._names = [safe_name(stem) for stem in stems]
         fps, time_base = fps_time_base(fps, label)
         self._pending: np.ndarray | None = _read_image(self._paths[0])
-        self._size = self._pending.shape[1], self._pending.shape[0]
         self._next = 0
         super().__init__(StreamInfo(
-            width=self._size[0],
-            height=self._size[1],
+            width=self._pending.shape[1],
+            height=self._pending.shape[0],
             time_base=time_base,
             fps=fps,
             frame_count=len(self._paths),
             live=False,
             name=safe_name(name),
+            sizes_vary=True,
         ))
 
     def _read(self) -> Picture | None:
@@ -72,12 +73,6 @@ class ImageFolderSource(Source):
             image, self._pending = self._pending, None
             if image is None:
                 image = _read_image(path)
-            size = image.shape[1], image.shape[0]
-            if size != self._size:
-                raise SourceError(
-                    f"{path}: image is {size[0]}x{size[1]} but the sequence is "
-                    f"{self._size[0]}x{self._size[1]}; all images must share one size"
-                )
             self._next += 1
         return Picture(image, index, name=self._names[index])
 
