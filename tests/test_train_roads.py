@@ -17,7 +17,8 @@ from nets.errors import NetsError
 from nets.train.export import export
 from nets.train.confusion import markdown_rows
 from nets.train.data import VOID, SegAugment, augment_pair
-from nets.train.geometry import GROUND, geometry_loss, surface_from_groups, surface_from_labels
+from nets.train.geometry import (GROUND, NO_ANCHOR, column_anchors, geometry_loss, surface_from_groups,
+                                 surface_from_labels)
 from nets.train.idd import IDD_GROUPS, IDD_IGNORE, IddLiteSplit, group_members, group_of_class
 from nets.train.loop import train
 from nets.train.losses import group_loss
@@ -125,18 +126,33 @@ def _ground_plane_depth(height: int, width: int, horizon: float, scale: float) -
     return np.repeat(scale / np.maximum(rows - horizon, 0.5), width, axis=1).astype(np.float32)
 
 
+def _geometry(depth: np.ndarray, labels: np.ndarray) -> float:
+    surface = surface_from_labels(labels)
+    return geometry_loss(torch.from_numpy(depth)[None, None], torch.from_numpy(surface)[None],
+                         torch.from_numpy(column_anchors(surface))[None], margin=0.004).item()
+
+
+def test_column_anchors_point_at_the_ground_a_thing_stands_on():
+    labels = np.zeros((10, 3), np.uint8)
+    labels[6:] = 3  # road
+    labels[2:6, 0] = 8  # a car standing on the road: its run ends at row 5, the road is at row 6
+    labels[2:5, 1] = 5  # a tree crown ending on sky: anchored to its own bottom, row 4
+    labels[5, 1] = 0
+    anchors = column_anchors(surface_from_labels(labels))
+    assert anchors[2:6, 0].tolist() == [6, 6, 6, 6] and anchors[2:5, 1].tolist() == [4, 4, 4]
+    assert (anchors[6:] == NO_ANCHOR).all() and (anchors[:2] == NO_ANCHOR).all()
+
+
 def test_geometry_loss_is_zero_for_a_scene_that_obeys_it_and_not_for_a_ramp():
     labels = np.zeros((30, 20), np.uint8)  # sky
     labels[12:] = 3  # road below row 12
-    labels[14:22, 5:12] = 8  # a car standing on the road at row 21
-    surface = torch.from_numpy(surface_from_labels(labels))[None]
+    labels[14:22, 5:12] = 8  # a car standing on the road at row 22
     truth = _ground_plane_depth(30, 20, horizon=10.0, scale=40.0)
     truth[14:22, 5:12] = truth[22, 5]  # the car is as far as the road at its wheels
-    good = geometry_loss(torch.from_numpy(truth)[None, None], surface, margin=0.004)
     ramp = _ground_plane_depth(30, 20, horizon=10.0, scale=40.0)  # the car reads like the road behind it
-    bad = geometry_loss(torch.from_numpy(ramp)[None, None], surface, margin=0.004)
-    flat = geometry_loss(torch.full((1, 1, 30, 20), 10.0), surface, margin=0.004)
-    assert good.item() < 1e-6 and bad.item() > 0.02 and flat.item() > 0.003
+    assert _geometry(truth, labels) < 1e-6
+    assert _geometry(ramp, labels) > 0.05
+    assert _geometry(np.full((30, 20), 10.0, np.float32), labels) > 0.003  # a flat road is wrong too
 
 
 def test_surface_maps_mark_ground_and_standing_things():
@@ -186,7 +202,7 @@ def test_joint_roads_mixes_synthetic_depth_with_real_geometry(tmp_path):
     objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "run" / "cache")
     samples = [objective.sample(np.random.default_rng(s), s) for s in range(10)]
     assert any((s["depth"] > 0).any() for s in samples) and any((s["surface"] == GROUND).any() for s in samples)
-    assert all(set(s) == {"image", "labels", "groups", "depth", "surface"} for s in samples)
+    assert all(set(s) == {"image", "labels", "groups", "depth", "surface", "anchors"} for s in samples)
     record = train(chosen, tmp_path / "run", log=lambda line: None)
     assert {"joint_score", "synth_abs_rel", "idd_group_miou", "car_contact_within_25",
             "prior_car_contact_within_25"} <= set(record["metrics"])

@@ -1,15 +1,16 @@
 """Scene-geometry supervision of depth on real frames that have labels but no depth: the road is
 a ground plane seen from a level camera, and things stand on it. From the labels alone, with no
-scale or horizon needed (every term compares log-depths of neighbouring pixels):
+scale or horizon needed (every term compares log-depths within one image):
 
 - ground pixels of one row lie at one depth (a plane's z is constant along an image row);
 - ground gets farther going up the image, by at least ``margin`` in log-depth per row;
-- a standing thing (car, person, pole, building, fence) is as far as the ground it stands on:
-  its lowest pixel matches the ground pixel just below it;
-- an upright surface has one depth along an image column within one class.
+- an upright thing has one depth down each image column, that of the lowest pixel of its run
+  of pixels in that column; and a standing thing (car, person, pole, building, fence) whose
+  run ends on the ground is as far as that ground pixel: it stands where it touches the road.
 
 This is what makes a car 10 m ahead read 10 m (the depth of the road at its wheels) rather than
-the smooth near-to-far ramp a model learns from the synthetic world alone."""
+the smooth near-to-far ramp a model learns from the synthetic world alone. The labels have no
+instances, so a car seen above another in one column is drawn to the nearer one's depth."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from torch import Tensor
 from nets.train.data import VOID
 from nets.train.idd import IDD_IGNORE
 
-__all__ = ["UNKNOWN", "GROUND", "surface_from_labels", "surface_from_groups", "geometry_loss"]
+__all__ = ["UNKNOWN", "GROUND", "NO_ANCHOR", "surface_from_labels", "surface_from_groups", "column_anchors",
+           "geometry_loss"]
 
 UNKNOWN, GROUND = 0, 1
+NO_ANCHOR = -1
 _STANDING, _UPRIGHT = 2, 128  # ids from 2 touch the ground below them; from 128 only stay upright
 # CamVid ids: 0 Sky 1 Building 2 Pole 3 Road 4 Pavement 5 Tree 6 SignSymbol 7 Fence 8 Car 9 Pedestrian 10 Bicyclist
 _CAMVID_SURFACE = np.zeros(256, dtype=np.uint8)
@@ -51,20 +54,41 @@ def surface_from_groups(groups: np.ndarray) -> np.ndarray:
     return _GROUP_SURFACE[groups]
 
 
+def column_anchors(surface: np.ndarray) -> np.ndarray:
+    """For each pixel of an upright or standing thing, the row whose depth it should share (int16;
+    ``NO_ANCHOR`` elsewhere): the ground pixel just below its run of same-id pixels down the
+    column when a standing thing's run ends there, else the run's own lowest pixel."""
+    height = surface.shape[0]
+    anchors = np.full(surface.shape, NO_ANCHOR, dtype=np.int16)
+    run_bottom = np.full(surface.shape[1], NO_ANCHOR, dtype=np.int16)
+    for row in range(height - 1, -1, -1):
+        ids = surface[row]
+        below = surface[row + 1] if row + 1 < height else np.zeros_like(ids)
+        upright = ids >= _STANDING
+        continues = upright & (ids == below)
+        standing_on_ground = upright & (ids < _UPRIGHT) & (below == GROUND)
+        starts = np.where(standing_on_ground, row + 1, row).astype(np.int16)
+        run_bottom = np.where(continues, run_bottom, np.where(upright, starts, NO_ANCHOR)).astype(np.int16)
+        anchors[row] = run_bottom
+    return anchors
+
+
 def _mean(values: Tensor, mask: Tensor) -> Tensor:
     return values[mask].mean() if mask.any() else values.sum() * 0.0
 
 
-def geometry_loss(depth: Tensor, surface: Tensor, margin: float) -> Tensor:
-    """The sum of the four terms above (each an L1 mean over its pixel pairs) for N x 1 x H x W
-    predicted depth (metres, any sign while training) and N x H x W surface maps."""
+def geometry_loss(depth: Tensor, surface: Tensor, anchors: Tensor, margin: float) -> Tensor:
+    """The sum of the three terms above (each an L1 mean over its pixels or pixel pairs) for
+    N x 1 x H x W predicted depth (metres, any sign while training), N x H x W surface maps and
+    their ``column_anchors``."""
     log_depth = depth[:, 0].abs().clamp(min=0.3).log()
-    surface = surface.long()
-    up, down = surface[:, :-1], surface[:, 1:]
+    surface, anchors = surface.long(), anchors.long()
+    ground = surface == GROUND
     rise = log_depth[:, :-1] - log_depth[:, 1:]  # upper pixel's log-depth minus the one below
     across = log_depth[..., 1:] - log_depth[..., :-1]
-    ground_rows = _mean(across.abs(), (surface[..., 1:] == GROUND) & (surface[..., :-1] == GROUND))
-    ground_order = _mean((margin - rise).clamp(min=0), (up == GROUND) & (down == GROUND))
-    contact = _mean(rise.abs(), (up >= _STANDING) & (up < _UPRIGHT) & (down == GROUND))
-    upright = _mean(rise.abs(), (up >= _STANDING) & (up == down))
-    return ground_rows + ground_order + contact + upright
+    ground_rows = _mean(across.abs(), ground[..., 1:] & ground[..., :-1])
+    ground_order = _mean((margin - rise).clamp(min=0), ground[:, :-1] & ground[:, 1:])
+    anchored = anchors >= 0
+    anchor_depth = log_depth.gather(1, anchors.clamp(min=0))
+    columns = _mean((log_depth - anchor_depth).abs(), anchored)
+    return ground_rows + ground_order + columns

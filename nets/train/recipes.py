@@ -13,7 +13,8 @@ from typing import Any
 from nets import sizes
 from nets.errors import NetsError, first_line
 
-__all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPTIONAL_OPTIONS", "recipe", "run_recipe", "parse_size", "default_camvid_root"]
+__all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPTIONAL_OPTIONS", "recipe", "run_recipe",
+           "parse_size", "default_camvid_root"]
 
 OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "track")
 ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
@@ -147,7 +148,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("joint-roads", "joint-mbv2-camvid", "joint-roads",
            _CAMVID_IDD + "; domain-randomised synthetic towns 3000-3063 (labels + metric depth), held-out towns "
            "9000-9003; real frames' depth supervised by the ground-plane geometry their labels imply",
-           size=(240, 180), eval_size=(240, 180), batch=6, steps=2000, lr=3e-4, schedule="poly", warmup=50,
+           size=(240, 180), eval_size=(240, 180), batch=6, steps=1600, lr=3e-4, schedule="poly", warmup=50,
            eval_every=400, init=ZOO_INIT + "joint-mbv2-camvid",
            options={**_ROAD_OPTIONS, "synth_share": 0.35, "randomise": True, "depth_weight": 0.1,
                     "geometry_weight": 0.5, "ground_margin": 0.004, "max_depth": 80.0,

@@ -18,7 +18,7 @@ from nets.errors import NetsError
 from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
-from nets.train.geometry import geometry_loss, surface_from_groups, surface_from_labels
+from nets.train.geometry import NO_ANCHOR, column_anchors, geometry_loss, surface_from_groups, surface_from_labels
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
 from nets.train.losses import berhu_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
@@ -157,7 +157,7 @@ class JointRoadObjective(RoadSegmentationObjective):
             image = photometric(image, self.photometric, rng)
         return {"image": image, "labels": np.ascontiguousarray(labels),
                 "groups": np.full(labels.shape, IDD_IGNORE, np.uint8), "depth": np.ascontiguousarray(depth),
-                "surface": np.zeros(labels.shape, np.uint8)}
+                "surface": np.zeros(labels.shape, np.uint8), "anchors": np.full(labels.shape, NO_ANCHOR, np.int16)}
 
     def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
         if rng.random() < float(self.options["synth_share"]):
@@ -166,6 +166,7 @@ class JointRoadObjective(RoadSegmentationObjective):
         fine = surface_from_labels(sample["labels"])
         coarse = surface_from_groups(sample["groups"])
         sample["surface"] = np.where(fine != 0, fine, coarse)
+        sample["anchors"] = column_anchors(sample["surface"])
         sample["depth"] = np.zeros(sample["labels"].shape, np.float32)
         return sample
 
@@ -177,7 +178,7 @@ class JointRoadObjective(RoadSegmentationObjective):
         if valid.any():
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
         return loss + float(self.options["geometry_weight"]) * geometry_loss(
-            depth, batch["surface"], float(self.options["ground_margin"]))
+            depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]))
 
     @cached_property
     def road_clip(self) -> list[np.ndarray]:
