@@ -134,10 +134,12 @@ def models() -> None:
 
 
 def _register_subcommands() -> None:
-    """Commands that live in their own modules: benchmarks, training and evaluation."""
+    """Commands that live in their own modules: batches, benchmarks, training and evaluation."""
+    from .batch_cli import batch
     from .bench_cli import bench
     from .train_cli import evaluate, train
 
+    main.add_command(batch)
     main.add_command(bench)
     main.add_command(train)
     main.add_command(evaluate)

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Callable
 
-from ..errors import DenseStreamError, describe_error
+from ..errors import describe_error
 from .job import Event, Job, run_job
 from .manifest import FAILED, Record
 
@@ -39,8 +39,6 @@ def run_local(jobs: list[Job], workers: int, retries: int, on_event: Callable[[E
     """Run ``jobs`` on ``workers`` processes (1: in this process), calling ``on_event`` with
     the workers' progress and ``on_result`` with each finished record. A video whose worker
     process dies is tried again up to ``retries`` times, then recorded as failed."""
-    if workers < 1:
-        raise DenseStreamError(f"--workers must be at least 1, got {workers}")
     if not jobs:
         return
     threads = threads_per_worker(workers, jobs[0].settings.threads)

@@ -29,8 +29,12 @@ class BatchProgress:
         self.finished: list[Record] = []
         self.workers: dict[str, WorkerState] = {}
         self.starts: dict[str, int] = {}
+        self._finished_names: set[str] = set()
 
     def event(self, event: Event) -> None:
+        """Follow a worker; a late event of a video already finished is ignored."""
+        if event.name in self._finished_names:
+            return
         if event.kind == "start":
             self.workers[event.worker] = WorkerState(event.name, event.pid)
             self.starts[event.name] = self.starts.get(event.name, 0) + 1
@@ -39,6 +43,7 @@ class BatchProgress:
 
     def result(self, record: Record) -> None:
         self.finished.append(record)
+        self._finished_names.add(record.name)
         for worker in [w for w, state in self.workers.items() if state.name == record.name]:
             del self.workers[worker]
 

@@ -37,8 +37,6 @@ def run_ray(jobs: list[Job], address: str, cpus: float, gpus: float, retries: in
     """Run every job as a Ray task with ``cpus``/``gpus`` each (torch gets that many threads
     unless the settings say otherwise); ``retries`` is how often Ray may rerun a task whose
     worker died. Progress comes back through a Ray queue, records as the tasks' results."""
-    if cpus <= 0 or gpus < 0 or retries < 0:
-        raise DenseStreamError("--cpus-per-video must be above 0, --gpus-per-video and --retries at least 0")
     ray = connect(address)
     from ray.util.queue import Queue
 

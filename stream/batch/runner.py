@@ -81,6 +81,7 @@ def batch(inputs: str | os.PathLike | list, task: str = "seg", out_dir: str | os
         raise DenseStreamError(f"batch does not take {', '.join(unknown)}")
     settings = Settings(task=task, video=video, raw=raw, **options)
     settings.check()
+    _check_resources(workers, cpus_per_video, gpus_per_video, retries)
     out = Path(out_dir).resolve()
     specs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     found = find_inputs(specs, exclude=out)
@@ -117,6 +118,15 @@ def batch(inputs: str | os.PathLike | list, task: str = "seg", out_dir: str | os
         _remove_empty_staging(out)
     interrupted = interrupted or any(record.status == INTERRUPTED for record in records)
     return BatchSummary(len(found), skipped, records, time.monotonic() - started, interrupted, manifest.path)
+
+
+def _check_resources(workers: int, cpus: float, gpus: float, retries: int) -> None:
+    if workers < 1:
+        raise DenseStreamError(f"--workers must be at least 1, got {workers}")
+    if cpus <= 0 or gpus < 0:
+        raise DenseStreamError("--cpus-per-video must be above 0 and --gpus-per-video at least 0")
+    if retries < 0:
+        raise DenseStreamError(f"--retries must be at least 0, got {retries}")
 
 
 def _plan(found: list[Input], manifest: Manifest, settings: Settings, out: Path,
