@@ -27,9 +27,8 @@ class BatchDisplay:
         while self._printed < len(board.finished):
             record = board.finished[self._printed]
             self._printed += 1
-            outcome = record.error if record.error else f"{record.frames} frames, {record.seconds:.1f} s"
             self._clear()
-            click.echo(f"[{self._printed}/{board.total}] {record.name}: {record.status}, {outcome}", err=True)
+            click.echo(f"[{self._printed}/{board.total}] {record.name}: {_outcome(record)}", err=True)
         if self.live and board.elapsed - self._last >= self.interval:
             self._last = board.elapsed
             width = shutil.get_terminal_size((100, 20)).columns - 1
@@ -43,6 +42,14 @@ class BatchDisplay:
 
     def finish(self) -> None:
         self._clear()
+
+
+def _outcome(record) -> str:
+    if record.status == "failed":
+        return f"failed: {record.error}"
+    if record.status == "interrupted":
+        return f"interrupted after {record.frames} frames (its outputs discarded)"
+    return f"done, {record.frames} frames, {record.seconds:.1f} s"
 
 
 @click.command()

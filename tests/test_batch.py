@@ -189,28 +189,56 @@ def test_ray_batch_matches_single_runs(ray_session, tree, singles, tmp_path):
     assert stream.batch(tree, TASK, tmp_path, raw=True, ray="auto").skipped == 3
 
 
-def test_ray_retries_a_video_whose_worker_was_killed(ray_session, tmp_path):
+class KillMidVideo:
+    """A progress callback that SIGKILLs the worker on ``name`` once, part-way through it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.killed_at: int | None = None
+        self.board = None
+
+    def __call__(self, board) -> None:
+        self.board = board
+        for state in board.workers.values():
+            if self.killed_at is None and state.name == self.name and state.total and 0 < state.frames < state.total:
+                os.kill(state.pid, signal.SIGKILL)
+                self.killed_at = state.frames
+
+
+@pytest.fixture
+def long_clip(tmp_path) -> tuple[Path, Path]:
+    """in/long.mp4 (150 frames, so it is still running when killed) beside a short clip, and
+    the folder that one ordinary run of long.mp4 wrote."""
     source = tmp_path / "in" / "long.mp4"
     source.parent.mkdir()
     make_video(source, frames=150)
+    make_video(source.parent / "short.mp4", frames=3)
     reference = tmp_path / "single"
-    stream.run(str(source), TASK, out=str(tmp_path / "single.mp4"), raw=str(reference), hud=False)
-    killed = []
+    reference.mkdir()
+    stream.run(str(source), TASK, out=str(reference / "long.mp4"), raw=str(reference / "long"), hud=False)
+    return source.parent, reference
 
-    def kill_mid_video(board) -> None:
-        for state in board.workers.values():
-            if not killed and state.name == "long.mp4" and state.total and 0 < state.frames < state.total:
-                os.kill(state.pid, signal.SIGKILL)
-                killed.append(state.frames)
 
-    out = tmp_path / "out"
-    board_starts = []
-    summary = stream.batch(source.parent, TASK, out, raw=True, ray="auto",
-                           progress=lambda board: (kill_mid_video(board), board_starts.append(dict(board.starts))))
-    assert killed, "the video finished before its worker could be killed"
-    assert board_starts[-1] == {"long.mp4": 2}
-    assert summary.exit_code == 0 and summary.done[0].frames == 150
-    assert (out / "long.mp4").read_bytes() == (tmp_path / "single.mp4").read_bytes()
-    maps = sorted(p.name for p in reference.iterdir())
+def assert_whole_after_kill(killer: KillMidVideo, summary, out: Path, reference: Path) -> None:
+    assert killer.killed_at is not None, "the video finished before its worker could be killed"
+    assert killer.board.starts["long.mp4"] == 2
+    assert summary.exit_code == 0 and {r.name: r.frames for r in summary.done} == {"long.mp4": 150, "short.mp4": 3}
+    assert (out / "long.mp4").read_bytes() == (reference / "long.mp4").read_bytes()
+    maps = sorted(p.name for p in (reference / "long").iterdir())
     assert len(maps) == 150 and sorted(p.name for p in (out / "long").iterdir()) == maps
-    assert all((out / "long" / m).read_bytes() == (reference / m).read_bytes() for m in maps)
+    assert all((out / "long" / m).read_bytes() == (reference / "long" / m).read_bytes() for m in maps)
+    assert not (out / ".partial").exists()
+
+
+def test_local_pool_retries_a_video_whose_worker_was_killed(long_clip, tmp_path):
+    inputs, reference = long_clip
+    killer = KillMidVideo("long.mp4")
+    summary = stream.batch(inputs, TASK, tmp_path / "out", raw=True, workers=2, progress=killer)
+    assert_whole_after_kill(killer, summary, tmp_path / "out", reference)
+
+
+def test_ray_retries_a_video_whose_worker_was_killed(ray_session, long_clip, tmp_path):
+    inputs, reference = long_clip
+    killer = KillMidVideo("long.mp4")
+    summary = stream.batch(inputs, TASK, tmp_path / "out", raw=True, ray="auto", progress=killer)
+    assert_whole_after_kill(killer, summary, tmp_path / "out", reference)

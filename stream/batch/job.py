@@ -85,7 +85,7 @@ def run_job(job: Job, report: Reporter) -> Record:
         if summary.error:
             return job.record(FAILED, summary.frames_out, time.monotonic() - started, summary.error)
         if summary.interrupted:
-            return job.record(INTERRUPTED, summary.frames_out, time.monotonic() - started, "interrupted")
+            return job.record(INTERRUPTED, summary.frames_out, time.monotonic() - started)
         _move_into_place(staged, out_dir)
         return job.record(DONE, summary.frames_out, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one bad video must not stop the batch

@@ -1,21 +1,20 @@
-"""The local backend: the videos of a batch in this process (one worker) or in a pool of worker
-processes on this machine, each with its share of the cores and, with CUDA, its own GPU."""
+"""The local backend: the videos of a batch in this process (one worker) or on worker processes
+of this machine, each with its share of the cores and, with CUDA, its own GPU. A worker process
+that dies costs only the video it was on, which is tried again."""
 from __future__ import annotations
 
+import collections
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+import signal
 from dataclasses import replace
 from typing import Callable
 
-from ..errors import describe_error
 from .job import Event, Job, run_job
-from .manifest import FAILED, Record
+from .manifest import FAILED, INTERRUPTED, Record
 
 POLL_SECONDS = 0.1
-_events: multiprocessing.Queue | None = None
 
 
 def usable_cores() -> int:
@@ -47,72 +46,106 @@ def run_local(jobs: list[Job], workers: int, retries: int, on_event: Callable[[E
         for job in jobs:
             record = run_job(job, on_event)
             on_result(record)
-            if record.status == "interrupted":
+            if record.status == INTERRUPTED:
                 return
         return
-    _run_pool(jobs, workers, retries, on_event, on_result)
+    _Pool(min(workers, len(jobs)), _gpu_count(jobs[0].settings.device), on_event, on_result).run(jobs, retries)
 
 
-def _run_pool(jobs: list[Job], workers: int, retries: int, on_event: Callable[[Event], None],
-              on_result: Callable[[Record], None]) -> None:
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    gpus = _gpu_count(jobs[0].settings.device)
-    attempts = {job.name: 0 for job in jobs}
-    waiting = list(jobs)
-    while waiting:
-        slots = context.Queue()
-        for slot in range(workers):
-            slots.put(slot)
-        with ProcessPoolExecutor(min(workers, len(waiting)), mp_context=context, initializer=_start_worker,
-                                 initargs=(events, slots, gpus)) as pool:
-            running: dict[Future, Job] = {}
-            for job in waiting:
-                attempts[job.name] += 1
-                running[pool.submit(_work, job)] = job
-            waiting = []
-            started: set[str] = set()
-            try:
-                while running:
-                    done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                    _drain(events, on_event, started)
-                    for future in done:
-                        job = running.pop(future)
-                        try:
-                            record = future.result()
-                        except BrokenProcessPool:
-                            if job.name not in started:
-                                attempts[job.name] -= 1  # never began: cut short by another video
-                            if attempts[job.name] <= retries:
-                                waiting.append(job)
-                                continue
-                            record = job.record(FAILED, error="its worker process died")
-                        except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
-                            record = job.record(FAILED, error=describe_error(exc))
-                        on_result(record)
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)
-                _finish_interrupted(running, on_result)
-                raise
-        _drain(events, on_event, set())
+class _Pool:
+    """Worker processes, each with its own pipe: one job at a time goes out, its events and
+    record come back. Pipes rather than a shared queue, so that a worker killed mid-write
+    cannot leave a lock held that every other worker then waits on."""
 
+    def __init__(self, size: int, gpus: int, on_event: Callable[[Event], None],
+                 on_result: Callable[[Record], None]) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.gpus = gpus
+        self.on_event, self.on_result = on_event, on_result
+        self.workers = [self._start(slot) for slot in range(size)]
+        self.busy: dict[int, Job] = {}
 
-def _finish_interrupted(running: dict[Future, Job], on_result: Callable[[Record], None]) -> None:
-    """After Ctrl-C: the record of every video whose worker got to finish it (interrupted or not)."""
-    for future in running:
-        if future.done() and not future.cancelled() and future.exception() is None:
-            on_result(future.result())
+    def _start(self, slot: int):
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_serve, args=(slot, self.gpus, theirs),
+                                       name=f"densestream-batch-{slot}", daemon=True)
+        process.start()
+        theirs.close()
+        return process, ours
 
-
-def _drain(events: multiprocessing.Queue, on_event: Callable[[Event], None], started: set[str]) -> None:
-    while True:
+    def run(self, jobs: list[Job], retries: int) -> None:
+        waiting = collections.deque(jobs)
+        attempts = collections.Counter()
         try:
-            event = events.get_nowait()
-        except queue.Empty:
+            while waiting or self.busy:
+                for slot in range(len(self.workers)):
+                    if slot not in self.busy and waiting:
+                        job = waiting.popleft()
+                        attempts[job.name] += 1
+                        self.busy[slot] = job
+                        self._send(slot, job)
+                for slot in self._collect(POLL_SECONDS):
+                    job = self.busy.pop(slot)
+                    exitcode = self.workers[slot][0].exitcode
+                    self.workers[slot] = self._start(slot)
+                    if attempts[job.name] <= retries:
+                        waiting.appendleft(job)
+                    else:
+                        self.on_result(job.record(FAILED, error=f"its worker process died (exit code {exitcode})"))
+        except KeyboardInterrupt:
+            self._finish_interrupted()
+            raise
+        finally:
+            self._stop()
+
+    def _send(self, slot: int, job: Job) -> None:
+        """Hand ``job`` to the worker at ``slot``, replacing the worker if it died while idle."""
+        try:
+            self.workers[slot][1].send(job)
+        except OSError:
+            self.workers[slot][0].join()
+            self.workers[slot] = self._start(slot)
+            self.workers[slot][1].send(job)
+
+    def _collect(self, timeout: float) -> list[int]:
+        """Handle what the busy workers sent within ``timeout`` s; the slots whose process died."""
+        pipes = {self.workers[slot][1]: slot for slot in self.busy}
+        dead = []
+        for pipe in multiprocessing.connection.wait(list(pipes), timeout):
+            slot = pipes[pipe]
+            try:
+                while pipe.poll():
+                    kind, message = pipe.recv()
+                    if kind == "event":
+                        self.on_event(message)
+                    else:
+                        del self.busy[slot]
+                        self.on_result(message)
+            except (EOFError, OSError):
+                self.workers[slot][0].join()
+                dead.append(slot)
+        return dead
+
+    def _finish_interrupted(self) -> None:
+        """After Ctrl-C (which reaches the workers too): the records the workers still send."""
+        try:
+            while self.busy:
+                for slot in self._collect(POLL_SECONDS):
+                    del self.busy[slot]
+        except KeyboardInterrupt:
             return
-        if event.kind == "start":
-            started.add(event.name)
-        on_event(event)
+
+    def _stop(self) -> None:
+        for process, pipe in self.workers:
+            try:
+                pipe.send(None)
+            except OSError:
+                pass
+        for process, pipe in self.workers:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+            pipe.close()
 
 
 def _gpu_count(device: str) -> int:
@@ -124,14 +157,12 @@ def _gpu_count(device: str) -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _start_worker(events: multiprocessing.Queue, slots: multiprocessing.Queue, gpus: int) -> None:
-    """In each new worker process: where to report, and its own GPU when there are several."""
-    global _events
-    _events = events
-    slot = slots.get()
+def _serve(slot: int, gpus: int, pipe) -> None:
+    """A worker process: its own GPU when there are several, then jobs until told to stop.
+    Ctrl-C is left to the run in progress (which stops gracefully), ignored between videos."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-
-
-def _work(job: Job) -> Record:
-    return run_job(job, _events.put)
+    while (job := pipe.recv()) is not None:
+        record = run_job(job, lambda event: pipe.send(("event", event)))
+        pipe.send(("record", record))
