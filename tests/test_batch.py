@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,13 +111,26 @@ def test_resumed_batch_skips_what_is_done_and_redoes_what_changed(first_batch, t
     assert summary.skipped == 3 and summary.done == [] and [r.name for r in summary.failed] == [BROKEN]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == before
     clip = tree / "sub" / "b.mp4"
-    os.utime(clip, (clip.stat().st_atime, clip.stat().st_mtime + 5))
-    summary = stream.batch(tree, TASK, out, raw=True)
-    assert summary.skipped == 2 and [r.name for r in summary.done] == ["sub/b.mp4"]
-    records = {}
-    for record in manifest_lines(out):
-        records[record["name"]] = record  # the last line of a path wins
-    assert records["sub/b.mp4"]["mtime"] == clip.stat().st_mtime
+    times = clip.stat().st_atime_ns, clip.stat().st_mtime_ns
+    os.utime(clip, ns=(times[0], times[1] + 5_000_000_000))
+    try:
+        summary = stream.batch(tree, TASK, out, raw=True)
+        assert summary.skipped == 2 and [r.name for r in summary.done] == ["sub/b.mp4"]
+        records = {}
+        for record in manifest_lines(out):
+            records[record["name"]] = record  # the last line of a path wins
+        assert records["sub/b.mp4"]["mtime"] == clip.stat().st_mtime
+    finally:
+        os.utime(clip, ns=times)  # the tree is shared by the other tests
+
+
+def test_manifest_cut_short_by_a_crash_is_read_up_to_the_cut(first_batch, tree, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(first_batch[0], out)
+    with open(out / MANIFEST_NAME, "a") as manifest:
+        manifest.write('{"path": "/elsewhere/x.mp4", "na')
+    assert stream.batch(tree, TASK, out, raw=True).skipped == 3
+    assert all(line.endswith("}") for line in (out / MANIFEST_NAME).read_text().splitlines())
 
 
 def test_changed_setting_redoes_every_video(first_batch, tree, tmp_path):
@@ -160,6 +174,7 @@ def test_command_lists_failures_and_exits_1(tree, tmp_path):
     (["missing-folder"], "error: input missing-folder does not exist"),
     (["--task", "track"], "error: --task track needs a start box per video"),
     (["--workers", "0"], "error: --workers must be at least 1"),
+    (["--workers", "2", "--ray", "auto"], "error: give --workers or --ray, not both"),
 ])
 def test_command_refuses_bad_requests_in_one_line(tree, tmp_path, args, message):
     inputs = [] if args[0] == "missing-folder" else [str(tree)]
@@ -168,6 +183,12 @@ def test_command_refuses_bad_requests_in_one_line(tree, tmp_path, args, message)
     assert result.output.strip().splitlines() == [result.output.strip().splitlines()[0]]
     assert result.output.startswith(message)
     assert not (tmp_path / "out").exists() and "Traceback" not in result.output
+
+
+def test_ray_without_the_package_says_how_to_install_it(tree, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when it is absent
+    with pytest.raises(DenseStreamError, match=r"pip install 'densestream\[ray\]'"):
+        stream.batch(tree / "a.mp4", TASK, tmp_path, ray="auto")
 
 
 @pytest.fixture(scope="module")

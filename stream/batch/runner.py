@@ -64,7 +64,7 @@ class BatchSummary:
         return out
 
 
-def batch(inputs: str | os.PathLike | list, task: str = "seg", out_dir: str | os.PathLike = "batch-out", *,
+def batch(inputs: str | os.PathLike | list, task: str, out_dir: str | os.PathLike, *,
           video: bool = True, raw: bool = False, workers: int = 1, ray: str | None = None,
           cpus_per_video: float = 1.0, gpus_per_video: float = 0.0, retries: int = 2,
           progress: Callable[[BatchProgress], None] | None = None, **options) -> BatchSummary:
@@ -81,7 +81,7 @@ def batch(inputs: str | os.PathLike | list, task: str = "seg", out_dir: str | os
         raise DenseStreamError(f"batch does not take {', '.join(unknown)}")
     settings = Settings(task=task, video=video, raw=raw, **options)
     settings.check()
-    _check_resources(workers, cpus_per_video, gpus_per_video, retries)
+    _check_resources(workers, ray, cpus_per_video, gpus_per_video, retries)
     out = Path(out_dir).resolve()
     specs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     found = find_inputs(specs, exclude=out)
@@ -120,9 +120,11 @@ def batch(inputs: str | os.PathLike | list, task: str = "seg", out_dir: str | os
     return BatchSummary(len(found), skipped, records, time.monotonic() - started, interrupted, manifest.path)
 
 
-def _check_resources(workers: int, cpus: float, gpus: float, retries: int) -> None:
+def _check_resources(workers: int, ray: str | None, cpus: float, gpus: float, retries: int) -> None:
     if workers < 1:
         raise DenseStreamError(f"--workers must be at least 1, got {workers}")
+    if ray and workers > 1:
+        raise DenseStreamError("give --workers or --ray, not both (on Ray the cluster's free CPUs and GPUs decide)")
     if cpus <= 0 or gpus < 0:
         raise DenseStreamError("--cpus-per-video must be above 0 and --gpus-per-video at least 0")
     if retries < 0:
