@@ -1,48 +1,39 @@
-"""Process every recorded driving video in a folder: overlay MP4s plus raw label/depth maps.
+"""Process every recorded driving video under a folder: overlay MP4s plus raw label/depth maps.
 
-    python examples/offline_folder.py DASHCAM_DIR OUT_DIR [--task seg+depth] [--batch 4]
+    python examples/offline_folder.py DASHCAM_DIR OUT_DIR [--task seg+depth] [--batch 4] [--workers 2]
 
-For each VIDEO in DASHCAM_DIR this writes OUT_DIR/VIDEO.mp4 (H.264 with the source's timing
-and audio) and OUT_DIR/VIDEO/ (per-frame label PNGs and 16-bit depth PNGs in millimetres).
+For each VIDEO under DASHCAM_DIR (searched recursively) this writes OUT_DIR/VIDEO.mp4 (H.264
+with the source's timing and audio) and OUT_DIR/VIDEO/ (per-frame label PNGs and 16-bit depth
+PNGs in millimetres), the sub-folders mirrored. Run it again and only new, changed or failed
+videos are processed (OUT_DIR/manifest.jsonl records each one). `densestream batch` does the
+same from the command line, and on a Ray cluster too.
 """
 import argparse
 import sys
-from pathlib import Path
 
 import stream
 from stream.errors import DenseStreamError
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts"}
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("videos", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("videos")
+    parser.add_argument("out")
     parser.add_argument("--task", default="seg+depth")
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-frames", type=int, default=None)
     args = parser.parse_args()
-    videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        print(f"error: no videos in {args.videos}", file=sys.stderr)
+    try:
+        summary = stream.batch(args.videos, args.task, args.out, raw=True, batch=args.batch,
+                               workers=args.workers, max_frames=args.max_frames)
+    except DenseStreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    for video in videos:
-        try:
-            summary = stream.run(str(video), args.task, out=str(args.out / f"{video.stem}.mp4"),
-                                 raw=str(args.out / video.stem), batch=args.batch,
-                                 max_frames=args.max_frames, hud=False)
-        except DenseStreamError as exc:
-            print(f"{video.name}: error: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"{video.name}: " + "; ".join(summary.lines()))
-        if summary.exit_code == 130:
-            return 130
-        failures += summary.exit_code != 0
-    return 1 if failures else 0
+    for record in summary.done:
+        print(f"{record.name}: {record.frames} frames in {record.seconds:.1f} s")
+    print("\n".join(summary.lines()))
+    return summary.exit_code
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 """densestream: frames in, dense predictions and overlays out.
 
 ``stream.run(source, task, out=...)`` processes a whole input; ``stream.build_pipeline``
-returns a ``Pipeline`` to iterate result by result. The ``densestream`` command wraps both.
+returns a ``Pipeline`` to iterate result by result; ``stream.batch(inputs, task, out_dir)``
+processes many files, resumably, on local workers or Ray. The ``densestream`` command wraps them.
 """
 
-__all__ = ["build_pipeline", "run"]
+__all__ = ["batch", "build_pipeline", "run"]
 
 
 def __getattr__(name: str):
     """Import the API on first use, so ``import stream.frames`` stays light."""
+    if name == "batch":
+        import importlib
+
+        return importlib.import_module(".batch", __name__)
     if name in __all__:
         from . import api
 

@@ -169,11 +169,13 @@ def models() -> None:
 
 
 def _register_subcommands() -> None:
-    """Commands that live in their own modules: benchmarks, training and evaluation."""
+    """Commands that live in their own modules: batches, benchmarks, training and evaluation."""
+    from .batch_cli import batch
     from .bench_cli import bench
     from .sources_cli import sources
     from .train_cli import evaluate, train
 
+    main.add_command(batch)
     main.add_command(bench)
     main.add_command(sources)
     main.add_command(train)
