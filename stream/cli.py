@@ -136,11 +136,13 @@ def models() -> None:
 def _register_subcommands() -> None:
     """Commands that live in their own modules: benchmarks, training and evaluation."""
     from .bench_cli import bench
+    from .multi_cli import multi
     from .train_cli import evaluate, train
 
     main.add_command(bench)
     main.add_command(train)
     main.add_command(evaluate)
+    main.add_command(multi)
 
 
 _register_subcommands()
