@@ -52,8 +52,8 @@ class _Stream:
     feeder: OutputFeeder | None = None
     latest: tuple[int, np.ndarray] | None = None
     last_latency: float | None = None
+    extra_sinks: list = field(default_factory=list)
     ended: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def reopens(spec: SourceSpec) -> bool:
@@ -120,12 +120,14 @@ class MultiStream:
     # ---- streams -------------------------------------------------------------------------
     def add(self, source: SourceSpec, *, name: str | None = None, out: str | None = None,
             raw: str | None = None, live: bool | None = None, task: str | Task | None = None,
-            model: str | None = None) -> str:
+            model: str | None = None, reopen: bool | None = None, sinks: list | None = None) -> str:
         """Start a stream; returns its name (``name``, or the source's own, made unique).
 
         ``source`` is anything ``open_source`` takes, or a callable returning a fresh source
         (it is called again to reconnect). ``out``/``raw`` as in ``build_pipeline``, with
-        ``{name}`` replaced by the stream's name. ``task``/``model`` override the defaults.
+        ``{name}`` replaced by the stream's name; ``sinks`` more ready sinks. ``task``/``model``
+        override the defaults; ``reopen`` (default: cameras and network streams) opens the
+        source again when it ends or fails, for up to ``reopen_for`` seconds of outage.
         """
         if self._stopping.is_set():
             raise DenseStreamError("the engine is shutting down")
@@ -135,10 +137,11 @@ class MultiStream:
             chosen = self._unique_name(name or _default_name(source))
             reader = StreamReader(
                 chosen, opener, self.hub, on_open=lambda info: self._opened(chosen, info), live=live,
-                reopen=reopens(source), reopen_for=self.reopen_for, capacity=self.queue_size,
+                reopen=reopens(source) if reopen is None else reopen, reopen_for=self.reopen_for, capacity=self.queue_size,
                 blocked=lambda: self._blocked(chosen), on_end=self.hub.wake)
             stream = _Stream(chosen, str(source) if not callable(source) else chosen, task_key,
-                             entry.task.name, reader, _fill(out, chosen), _fill(raw, chosen))
+                             entry.task.name, reader, _fill(out, chosen), _fill(raw, chosen),
+                             extra_sinks=list(sinks or ()))
             self._streams[chosen] = stream
         reader.start()
         return chosen
@@ -370,9 +373,10 @@ class MultiStream:
         scale = getattr(entry.task, "scale", 1)
         out_h, out_w = entry.renderer.output_size(info.height * scale, info.width * scale)
         out_info = replace(info, width=out_w, height=out_h, name=name)
-        sinks = []
+        sinks = list(stream.extra_sinks)
         try:
-            sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder))
+            if stream.out or not sinks:
+                sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder))
             if stream.raw:
                 sinks.append(RawSink(stream.raw))
         except BaseException:

@@ -3,8 +3,9 @@
 Each stream has its own lane: live lanes keep only the newest ``capacity`` frames (older ones
 are dropped and counted), offline lanes make their producer wait (lossless). The device thread
 asks for a batch: the frames that share the oldest waiting frame's group (same task and size),
-one per lane and oldest first, up to ``size``; a batch that is not full closes once its oldest
-frame has waited ``timeout`` seconds, so a slow or stalled stream never holds the others back.
+oldest first, up to ``size``; a batch that is not full closes once its oldest frame has waited
+``timeout`` seconds (at once when every live lane of the group is in it), so a slow or stalled
+stream never holds the others back.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Lane:
     blocked: Callable[[], bool] = lambda: False
     closed: bool = False
     ending: bool = False
+    since: float = 0.0  # when the lane's oldest waiting frame (or the one it replaced) arrived
 
 
 @dataclass
@@ -89,7 +91,9 @@ class Hub:
                 self._cond.wait()
             if lane is None or lane.closed or lane.ending or self._stopped:
                 return False
-            if len(lane.frames) >= lane.capacity:
+            if not lane.frames:
+                lane.since = min(frame.captured, time.monotonic())
+            elif len(lane.frames) >= lane.capacity:
                 lane.frames.popleft()
                 self._drops[name] = self._drops.get(name, 0) + 1
             lane.frames.append(frame)
@@ -119,7 +123,7 @@ class Hub:
 
     def _oldest(self) -> Lane | None:
         waiting = [lane for lane in self._lanes.values() if lane.frames and not lane.blocked()]
-        return min(waiting, key=lambda lane: lane.frames[0].captured, default=None)
+        return min(waiting, key=lambda lane: lane.since, default=None)
 
     def _gather(self, group: Hashable, size: int) -> list[Lane]:
         """The lanes to take the group's ``size`` oldest frames from, one entry per frame."""
@@ -139,8 +143,8 @@ class Hub:
                 first = self._oldest()
                 if first is not None:
                     lanes = self._gather(first.group, size)
-                    close_at = first.frames[0].captured + timeout
-                    if len(lanes) >= size or time.monotonic() >= close_at:
+                    close_at = first.since + timeout
+                    if len(lanes) >= size or self._nothing_more(first.group) or time.monotonic() >= close_at:
                         return self._pop(first.group, lanes)
                     self._cond.wait(max(0.0, close_at - time.monotonic()))
                     continue
@@ -148,9 +152,17 @@ class Hub:
                     return Batch(None, [], [])
                 self._cond.wait(None if deadline_idle is None else deadline_idle - time.monotonic())
 
+    def _nothing_more(self, group: Hashable) -> bool:
+        """Every live lane of the group already has its frame waiting: waiting longer cannot
+        fill the batch further (stalled lanes, with none, still get ``timeout``)."""
+        lanes = [lane for lane in self._lanes.values() if lane.group == group and not lane.ending]
+        return all(lane.live and lane.frames for lane in lanes)
+
     def _pop(self, group: Hashable, lanes: list[Lane]) -> Batch:
         frames = [lane.frames.popleft() for lane in lanes]
         for lane in lanes:
+            if lane.frames:
+                lane.since = lane.frames[0].captured
             if lane.ending and not lane.frames:
                 self._lanes.pop(lane.name, None)
         self._cond.notify_all()
