@@ -137,12 +137,14 @@ def _register_subcommands() -> None:
     """Commands that live in their own modules: benchmarks, training and evaluation."""
     from .bench_cli import bench
     from .multi_cli import multi
+    from .serve_cli import serve
     from .train_cli import evaluate, train
 
     main.add_command(bench)
     main.add_command(train)
     main.add_command(evaluate)
     main.add_command(multi)
+    main.add_command(serve)
 
 
 _register_subcommands()

@@ -49,7 +49,7 @@ def engine_option_decorators(func):
                      show_default=True),
         click.option("--batch", type=int, default=4, show_default=True,
                      help="Most frames (from any streams of one size) in one device call."),
-        click.option("--batch-timeout", type=float, default=0.05, show_default=True,
+        click.option("--batch-timeout", type=float, default=0.02, show_default=True,
                      help="Seconds a frame waits for others to fill its batch."),
         click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the status line."),
         click.option("--refine", default=None, help="spn, crf (labels), ccrf (depth)."),

@@ -79,7 +79,7 @@ class MultiStream:
 
     def __init__(self, task: str | Task = "seg", *, model: str | None = None, layout: str = "overlay",
                  device: str = "auto", precision: str = "auto", batch: int = 4,
-                 batch_timeout: float = 0.05, hud: bool = True, refine: str | None = None,
+                 batch_timeout: float = 0.02, hud: bool = True, refine: str | None = None,
                  infer_size: str | tuple[int, int] = "auto",
                  init_box: tuple[float, float, float, float] | None = None, hw_codecs: str = "auto",
                  queue_size: int = 8, reopen_for: float | None = 60.0, threads: int | None = None) -> None:
@@ -226,6 +226,11 @@ class MultiStream:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, args=(False,), name="device", daemon=True)
             self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """The background device loop is serving batches."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
 
     def stop(self, interrupted: bool = True) -> None:
         """Ask the device loop to finish (safe from signal handlers and other threads)."""

@@ -1,0 +1,7 @@
+"""``densestream serve``: many streams behind one HTTP port (needs the ``serve`` extra:
+aiohttp and prometheus-client). A page of live tiles, REST to add and remove streams,
+Prometheus metrics and a health check, over ``stream.multi.MultiStream``."""
+from .app import build_app
+from .server import LOOPBACK, Server, start_server
+
+__all__ = ["LOOPBACK", "Server", "build_app", "start_server"]
