@@ -52,9 +52,9 @@ class Server:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner = web.AppRunner(self._app, access_log=None)
+            self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+            site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # the real one when 0 was asked
         except BaseException as exc:  # noqa: BLE001 - reported by start()
