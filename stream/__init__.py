@@ -1,10 +1,11 @@
 """densestream: frames in, dense predictions and overlays out.
 
 ``stream.run(source, task, out=...)`` processes a whole input; ``stream.build_pipeline``
-returns a ``Pipeline`` to iterate result by result. The ``densestream`` command wraps both.
+returns a ``Pipeline`` to iterate result by result; ``stream.run_many`` runs several sources
+in one process and ``stream.serve`` serves them over HTTP. The ``densestream`` command wraps them.
 """
 
-__all__ = ["build_pipeline", "run"]
+__all__ = ["build_pipeline", "run", "run_many", "serve"]
 
 
 def __getattr__(name: str):

@@ -97,3 +97,30 @@ def run(source, task: str | Task = "seg", **options) -> RunSummary:
     pipeline = build_pipeline(source, task, **options)
     with stop_on_signals(pipeline):
         return pipeline.run()
+
+
+def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw: str | None = None,
+             live: bool | None = None, **options):
+    """Process several sources in one process and return a ``stream.multi.MultiSummary``.
+
+    ``sources`` are specs or (name, spec) pairs; ``out``/``raw`` are per-stream targets with
+    ``{name}`` in them; ``options`` go to ``stream.multi.MultiStream`` (batch, batch_timeout,
+    device, ...). Ctrl-C and SIGTERM stop it gracefully from the main thread.
+    """
+    from .multi import MultiStream
+
+    engine = MultiStream(task, **options)
+    for entry in sources:
+        name, spec = entry if isinstance(entry, tuple) else (None, entry)
+        engine.add(spec, name=name, out=out, raw=raw, live=live)
+    with stop_on_signals(engine):
+        return engine.run()
+
+
+def serve(sources=(), task: str | Task = "seg", *, host: str = "127.0.0.1", port: int = 8080, **options):
+    """Start ``densestream serve`` in the background and return the running ``stream.serve.Server``
+    (``server.url``; ``engine.add``/``engine.remove``; ``close()`` returns the summary).
+    Needs the ``serve`` extra."""
+    from .serve import start_server
+
+    return start_server(sources, host=host, port=port, task=task, **options)

@@ -174,3 +174,24 @@ def test_cli_multi_bad_input_is_one_error_line(args, message):
     result = CliRunner().invoke(main, ["multi", *args])
     assert result.exit_code == 1 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_bench_streams_puts_one_process_beside_separate_ones():
+    from stream.multi.benchmark import compare, format_comparison
+
+    result = compare(1, frames=3, size=(32, 24), task="seg", threads=1, device="cpu", precision="fp32",
+                     infer_size="native")  # one subprocess: a torch import is seconds here
+    assert result["one_process"]["frames"] == 3 and result["separate"]["frames"] == 3
+    assert len(result["separate"]["per_process_fps"]) == 1 and result["separate"]["fps_sum"] > 0
+    table = format_comparison(result)
+    assert "| one process, 1 streams |" in table and "| 1 separate processes |" in table
+
+
+def test_run_many_api_is_what_the_cli_uses(tmp_path):
+    import stream
+
+    summary = stream.run_many([("a", "synth://pattern?frames=3&size=32x24"),
+                               ("b", "synth://pattern?frames=2&size=32x24")], "seg",
+                              raw=str(tmp_path / "{name}"), infer_size="native", threads=1)
+    assert [s.name for s in summary.streams] == ["a", "b"] and summary.frames_out == 5
+    assert len(list((tmp_path / "a").glob("*_labels.png"))) == 3
