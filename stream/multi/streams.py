@@ -116,7 +116,7 @@ class StreamReader:
     def stop(self, state: str | None = None) -> None:
         """End the stream now (from any thread); waits briefly for the reader."""
         self._stop.set()
-        if state:
+        if state and self._state not in ("ended", "failed"):
             self._state = state
         source = self._source
         if source is not None:
