@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.request
 
@@ -66,6 +67,15 @@ def test_page_tiles_live_and_follow_rest(tmp_path):
                 names = page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.name)")
                 assert sorted(names) == ["east", "south"]
                 assert "fps" in page.locator('.tile[data-name="south"] .caption').inner_text()
+
+                with socket.socket() as probe:  # a port nothing listens on: the stream keeps retrying
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+                assert post(server.url + "/streams", {"source": f"tcp://127.0.0.1:{port}", "name": "dark"}) == 201
+                page.wait_for_function(
+                    "document.querySelector('.tile[data-name=\"dark\"] .badge')?.textContent === 'reconnecting'",
+                    timeout=10000)
+                assert page.locator('.tile[data-name="dark"] .badge').is_visible()
             finally:
                 browser.close()
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -79,6 +80,21 @@ def test_a_stream_that_cannot_open_shows_failed(server):
     bad = wait_for(lambda: next(s for s in json.loads(request(server.url + "/streams")[1])
                                 if s["name"] == "bad" and s["state"] == "failed"))
     assert "unknown synthetic scene" in bad["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_network_stream_with_no_sender_is_reconnecting(server):
+    source = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    assert request(server.url + "/streams", "POST", {"source": source, "name": "gone"})[0] == 201
+    wait_for(lambda: next(s for s in json.loads(request(server.url + "/streams")[1])
+                          if s["name"] == "gone")["state"] == "reconnecting")
+    scraped = metrics(server.url)
+    assert scraped[("densestream_stream_state", (("state", "reconnecting"), ("stream", "gone")))] == 1
 
 
 def test_metrics_agree_with_the_summary(server):
