@@ -32,7 +32,7 @@ def serve(sources, list_file, host, port, record, raw, tile_fps, **options) -> N
 
     try:
         entries = gather_sources(sources, list_file)
-        if record and len(entries) != 1 and "{name}" not in record:
+        if record and "{name}" not in record:
             raise DenseStreamError("--record must hold {name}, e.g. 'rec/{name}.mp4'")
         if raw and "{name}" not in raw:
             raw = os.path.join(raw, "{name}")

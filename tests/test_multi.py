@@ -1,7 +1,6 @@
 """Several streams in one process: cross-stream batches, a stalled stream, reconnects, outputs."""
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from ..multi import MultiStream
+from ..multi.streams import STATES
 
 
 class EngineCollector:
@@ -32,13 +33,14 @@ class EngineCollector:
             yield family
         queue = GaugeMetricFamily("densestream_stream_queue_depth", "Frames waiting per stream.",
                                   labels=["stream", "queue"])
-        state = GaugeMetricFamily("densestream_stream_state", "1 for the stream's current state.",
+        state = GaugeMetricFamily("densestream_stream_state", "1 for the stream's current state, else 0.",
                                   labels=["stream", "state"])
         fps = GaugeMetricFamily("densestream_stream_fps", "Recent output frames per second.", labels=["stream"])
         for status in statuses:
             queue.add_metric([status["name"], "device"], status["queued"])
             queue.add_metric([status["name"], "output"], status["output_queued"])
-            state.add_metric([status["name"], status["state"]], 1)
+            for name in STATES:
+                state.add_metric([status["name"], name], int(status["state"] == name))
             fps.add_metric([status["name"]], status["fps"])
         yield from (queue, state, fps)
         latency = HistogramMetricFamily("densestream_stream_latency_seconds",
