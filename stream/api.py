@@ -103,16 +103,16 @@ def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw
              live: bool | None = None, **options):
     """Process several sources in one process and return a ``stream.multi.MultiSummary``.
 
-    ``sources`` are specs or (name, spec) pairs; ``out``/``raw`` are per-stream targets with
-    ``{name}`` in them; ``options`` go to ``stream.multi.MultiStream`` (batch, batch_timeout,
-    device, ...). Ctrl-C and SIGTERM stop it gracefully from the main thread.
+    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets
+    with ``{name}`` in them; ``live`` overrides every stream's policy; ``options`` go to
+    ``stream.multi.MultiStream`` (batch, batch_timeout, device, ...). Ctrl-C and SIGTERM stop
+    it gracefully from the main thread.
     """
-    from .multi import MultiStream
+    from .multi import MultiStream, as_entry
 
     engine = MultiStream(task, **options)
-    for entry in sources:
-        name, spec = entry if isinstance(entry, tuple) else (None, entry)
-        engine.add(spec, name=name, out=out, raw=raw, live=live)
+    for name, spec, policy in map(as_entry, sources):
+        engine.add(spec, name=name, out=out, raw=raw, live=policy if live is None else live)
     with stop_on_signals(engine):
         return engine.run()
 

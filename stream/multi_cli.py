@@ -63,19 +63,20 @@ def engine_option_decorators(func):
     return func
 
 
-def gather_sources(sources: tuple[str, ...], list_file: str | None) -> list[tuple[str | None, str]]:
-    from .multi import read_source_list
+def gather_sources(sources: tuple[str, ...], list_file: str | None, live: bool | None = None) -> list:
+    """``SourceEntry`` for each argument and list-file line; ``live`` (--live/--offline) overrides all."""
+    from .multi import SourceEntry, read_source_list
 
-    entries = [(None, source) for source in sources]
+    entries = [SourceEntry(None, source) for source in sources]
     if list_file:
         entries.extend(read_source_list(list_file))
-    return entries
+    return entries if live is None else [entry._replace(live=live) for entry in entries]
 
 
 @click.command()
 @click.argument("sources", nargs=-1)
 @click.option("--list", "list_file", default=None,
-              help="A file of sources, one a line, optionally 'NAME: SOURCE'.")
+              help="A file of sources, one a line: '[NAME: ]SOURCE[ live|offline]'.")
 @click.option("--out", default=None, help="Per-stream output with {name}: 'out/{name}.mp4', 'frames/{name}/', null.")
 @click.option("--raw", default=None, help="Folder for raw maps; each stream writes into DIR/NAME.")
 @click.option("--live/--offline", default=None, help="Override every input's policy.")
@@ -89,15 +90,15 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
     from .pipeline import stop_on_signals
 
     try:
-        entries = gather_sources(sources, list_file)
+        entries = gather_sources(sources, list_file, live)
         if not entries:
             raise DenseStreamError("give at least one source (or --list FILE)")
         out, raw = output_templates(len(entries), out, raw)
         if not (out or raw):
             raise DenseStreamError("nothing to write: give --out (with {name}) or --raw")
         engine = MultiStream(**engine_options(**options))
-        for name, source in entries:
-            engine.add(source, name=name, out=out, raw=raw, live=live)
+        for name, source, policy in entries:
+            engine.add(source, name=name, out=out, raw=raw, live=policy)
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

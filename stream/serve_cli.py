@@ -12,7 +12,7 @@ from .multi_cli import engine_option_decorators, engine_options, gather_sources
 
 @click.command()
 @click.argument("sources", nargs=-1)
-@click.option("--list", "list_file", default=None, help="A file of sources, one a line, optionally 'NAME: SOURCE'.")
+@click.option("--list", "list_file", default=None, help="A file of sources, one a line: '[NAME: ]SOURCE[ live|offline]'.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8080, show_default=True, help="Port (0 picks a free one).")
 @click.option("--record", default=None,

@@ -149,9 +149,10 @@ def test_remove_finalises_the_stream_while_others_run():
 
 def test_source_list_names_and_comments(tmp_path):
     path = tmp_path / "cams.txt"
-    path.write_text("# cameras\nfront: rtsp://10.0.0.1/a\n- rtsp://10.0.0.2/b\n\nclip.mp4\n")
-    assert read_source_list(path) == [("front", "rtsp://10.0.0.1/a"), (None, "rtsp://10.0.0.2/b"),
-                                      (None, "clip.mp4")]
+    path.write_text("# cameras\nfront: rtsp://10.0.0.1/a\n- rtsp://10.0.0.2/b offline\n\n"
+                    "- rear: clip.mp4 live\n")
+    assert read_source_list(path) == [("front", "rtsp://10.0.0.1/a", None),
+                                      (None, "rtsp://10.0.0.2/b", False), ("rear", "clip.mp4", True)]
 
 
 def test_cli_multi_writes_one_output_per_stream(tmp_path):
@@ -194,3 +195,28 @@ def test_run_many_api_is_what_the_cli_uses(tmp_path):
                               raw=str(tmp_path / "{name}"), infer_size="native", threads=1)
     assert [s.name for s in summary.streams] == ["a", "b"] and summary.frames_out == 5
     assert len(list((tmp_path / "a").glob("*_labels.png"))) == 3
+
+
+def test_each_stream_keeps_its_own_drop_policy(tmp_path):
+    listing = tmp_path / "streams.txt"
+    listing.write_text("paced: synth://pattern?frames=6&size=32x24&fps=50 live\n"
+                       "clip: synth://pattern?frames=6&size=32x24\n")
+    from stream.multi_cli import gather_sources
+
+    engine = MultiStream(LumaTask(), device="cpu", precision="fp32", hud=False)
+    for name, source, live in gather_sources((), str(listing)):
+        engine.add(source, name=name, live=live, out="null")
+    assert wait_states(engine) == {"paced": True, "clip": False}
+    summary = engine.run()
+    assert summary.stream("clip").run.frames_out == 6 and summary.stream("paced").run.frames_in == 6
+    assert [e.live for e in gather_sources((), str(listing), live=False)] == [False, False]
+
+
+def wait_states(engine) -> dict:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = {s["name"]: s["live"] for s in engine.statuses()}
+        if None not in states.values():
+            return states
+        time.sleep(0.01)
+    raise AssertionError("streams did not open")

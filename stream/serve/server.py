@@ -7,7 +7,7 @@ import threading
 from aiohttp import web
 
 from ..errors import DenseStreamError
-from ..multi import MultiStream, MultiSummary
+from ..multi import MultiStream, MultiSummary, as_entry
 from .app import build_app
 
 LOOPBACK = "127.0.0.1"
@@ -95,12 +95,12 @@ class Server:
 def start_server(sources=(), *, host: str = LOOPBACK, port: int = 8080, tile_fps: float = 10.0,
                  record: str | None = None, raw: str | None = None, **engine_options) -> Server:
     """A running ``Server`` over a new ``MultiStream`` (``engine_options``) with ``sources``
-    (specs, or (name, spec) pairs) already added; ``record``/``raw`` apply to every stream."""
+    (specs, (name, spec[, live]) tuples or ``SourceEntry``) already added; ``record``/``raw``
+    apply to every stream."""
     engine = MultiStream(reopen_for=engine_options.pop("reopen_for", None), **engine_options)
     try:
-        for entry in sources:
-            name, spec = entry if isinstance(entry, tuple) else (None, entry)
-            engine.add(spec, name=name, out=record, raw=raw)
+        for name, spec, live in map(as_entry, sources):
+            engine.add(spec, name=name, out=record, raw=raw, live=live)
     except BaseException:
         engine.close()
         raise
