@@ -113,6 +113,8 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
         click.echo(line, err=True)
     for failed in summary.failed:
         click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
+    if summary.error:
+        click.echo(f"error: {summary.error}", err=True)
     if summary.interrupted and not summary.failed:
         click.echo("interrupted: outputs hold the frames processed so far", err=True)
     sys.exit(summary.exit_code)

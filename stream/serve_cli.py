@@ -51,7 +51,9 @@ def serve(sources, list_file, host, port, record, raw, tile_fps, **options) -> N
         click.echo(line, err=True)
     for failed in summary.failed:
         click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
-    sys.exit(summary.exit_code if summary.failed else 0)
+    if summary.error:
+        click.echo(f"error: {summary.error}", err=True)
+    sys.exit(1 if summary.failed or summary.error else 0)
 
 
 def _fail(message: str) -> int:

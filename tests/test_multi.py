@@ -220,3 +220,19 @@ def wait_states(engine) -> dict:
             return states
         time.sleep(0.01)
     raise AssertionError("streams did not open")
+
+
+class BrokenTask(LumaTask):
+    name = "broken"
+
+    def __call__(self, images):
+        raise RuntimeError("out of device memory")
+
+
+def test_a_task_that_fails_fails_only_its_streams():
+    engine = MultiStream(LumaTask(), device="cpu", precision="fp32", hud=False)
+    engine.add(lambda: ListSource(5), name="bad", task=BrokenTask(), sinks=[RecordingSink()])
+    engine.add(lambda: ListSource(5), name="good", sinks=[RecordingSink()])
+    summary = engine.run()
+    assert "device stage failed: RuntimeError: out of device memory" in summary.stream("bad").run.error
+    assert summary.stream("good").run.frames_out == 5 and summary.error is None

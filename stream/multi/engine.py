@@ -255,6 +255,16 @@ class MultiStream:
         return self.summary
 
     def _loop(self, until_done: bool) -> None:
+        """Serve batches; an unexpected error ends the engine and is reported in the summary."""
+        try:
+            self._serve_batches(until_done)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in the summary, never lost
+            self._error = f"device loop failed: {describe_error(exc)}"
+            self.stop(interrupted=False)
+
+    def _serve_batches(self, until_done: bool) -> None:
         pending: collections.deque = collections.deque()
         depth = 2 if self.device.type == "cuda" else 1
         while not self._stopping.is_set():
