@@ -18,9 +18,11 @@ from .multi_cli import engine_option_decorators, engine_options, gather_sources
 @click.option("--record", default=None,
               help="Record every stream, e.g. 'rec/{name}.mp4' (also streams added over REST).")
 @click.option("--raw", default=None, help="Raw maps of every stream into DIR/NAME.")
+@click.option("--hls", default=None, help="Folder for every stream's HLS output (DIR/NAME/index.m3u8), "
+              "served at /hls/NAME/index.m3u8.")
 @click.option("--tile-fps", type=float, default=10.0, show_default=True, help="Most JPEGs a second per tile.")
 @engine_option_decorators
-def serve(sources, list_file, host, port, record, raw, tile_fps, **options) -> None:
+def serve(sources, list_file, host, port, record, raw, hls, tile_fps, **options) -> None:
     """Serve SOURCES (and streams added later with POST /streams) on one HTTP port: a page of
     live tiles at /, GET/POST /streams, DELETE /streams/NAME, /metrics (Prometheus), /healthz.
     Runs until Ctrl-C or SIGTERM."""
@@ -37,7 +39,7 @@ def serve(sources, list_file, host, port, record, raw, tile_fps, **options) -> N
         if raw and "{name}" not in raw:
             raw = os.path.join(raw, "{name}")
         server = start_server(entries, host=host, port=port, tile_fps=tile_fps, record=record, raw=raw,
-                              **engine_options(**options))
+                              hls=hls, **engine_options(**options))
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise

@@ -124,3 +124,25 @@ def test_mjpeg_tile_sends_changing_frames(server):
     frames = [part for part in data.split(b"--densestreamframe") if b"\xff\xd8" in part]
     assert len(set(frames[:3])) >= 2  # the moving pattern: frames differ
     assert request(server.url + "/streams/nobody/mjpeg")[0] == 404
+
+
+def test_hls_output_is_written_and_served(tmp_path):
+    import av
+
+    srv = start_server([("cam", "synth://pattern?size=64x48&live=1&fps=20")], port=0, task=LumaTask(),
+                       device="cpu", precision="fp32", hud=False, hls=str(tmp_path), hls_segment=0.5)
+    try:
+        playlist = wait_for(lambda: (lambda r: r[1] if r[0] == 200 and b".ts" in r[1] else None)(
+            request(srv.url + "/hls/cam/index.m3u8")))
+        assert playlist.startswith(b"#EXTM3U")
+        assert json.loads(request(srv.url + "/streams")[1])[0]["hls"] == "/hls/cam/index.m3u8"
+        segment = next(line for line in playlist.decode().splitlines() if line.endswith(".ts"))
+        status, data = request(f"{srv.url}/hls/cam/{segment}")
+        assert status == 200 and len(data) > 0
+        assert request(srv.url + "/hls/cam/../../etc/passwd")[0] == 404
+        assert request(srv.url + "/hls/cam/other.txt")[0] == 404
+    finally:
+        srv.close()
+    with av.open(str(tmp_path / "cam" / "index.m3u8")) as container:  # what was kept still plays
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames > 0

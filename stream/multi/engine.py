@@ -73,7 +73,8 @@ class MultiStream:
     ``batch`` frames at most share a device call; ``batch_timeout`` seconds is how long the
     oldest waiting frame waits for others to fill its batch. ``reopen_for`` is how long a
     camera or network stream may stay away before it fails (None: forever). Other options
-    are those of ``stream.api.build_pipeline``. Use ``add``/``remove``, then ``run()`` (until
+    are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
+    for every stream once its source is open (the server's HLS output). Use ``add``/``remove``, then ``run()`` (until
     every stream has ended) or ``start()``/``close()`` (in the background, for servers).
     """
 
@@ -82,7 +83,8 @@ class MultiStream:
                  batch_timeout: float = 0.02, hud: bool = True, refine: str | None = None,
                  infer_size: str | tuple[int, int] = "auto",
                  init_box: tuple[float, float, float, float] | None = None, hw_codecs: str = "auto",
-                 queue_size: int = 8, reopen_for: float | None = 60.0, threads: int | None = None) -> None:
+                 queue_size: int = 8, reopen_for: float | None = 60.0, threads: int | None = None,
+                 sink_factory: Callable[[str, StreamInfo], list] | None = None) -> None:
         if batch < 1:
             raise DenseStreamError("--batch must be at least 1")
         if batch_timeout < 0:
@@ -97,6 +99,7 @@ class MultiStream:
         self.layout = layout
         self.queue_size = queue_size
         self.reopen_for = reopen_for
+        self._sink_factory = sink_factory
         self._defaults = {"task": task, "model": model, "refine": refine, "infer_size": infer_size,
                           "init_box": init_box}
         self._encoder = pick_encoder(hw_codecs, self.device)
@@ -394,6 +397,8 @@ class MultiStream:
                 sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder))
             if stream.raw:
                 sinks.append(RawSink(stream.raw))
+            if self._sink_factory is not None:
+                sinks.extend(self._sink_factory(name, out_info))
         except BaseException:
             for sink in sinks:
                 sink.close()

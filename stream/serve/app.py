@@ -2,12 +2,15 @@
 
 ``GET /`` the page; ``GET /streams``; ``POST /streams`` (JSON: ``source``, optional ``name``,
 ``task``, ``model``, ``live``); ``DELETE /streams/{name}``; ``GET /streams/{name}/mjpeg`` the
-live tile; ``GET /streams/{name}/frame.jpg`` its newest frame; ``GET /metrics``; ``GET /healthz``.
+live tile; ``GET /streams/{name}/frame.jpg`` its newest frame; ``GET /hls/{name}/index.m3u8`` and its
+segments (when the server writes HLS); ``GET /metrics``; ``GET /healthz``.
 """
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -72,7 +75,11 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    return web.json_response(await _in_thread(request.app[ENGINE].statuses))
+    statuses = await _in_thread(request.app[ENGINE].statuses)
+    if request.app[SETTINGS].get("hls"):
+        for status in statuses:
+            status["hls"] = f"/hls/{status['name']}/index.m3u8"
+    return web.json_response(statuses)
 
 
 async def add_stream(request: web.Request) -> web.Response:
@@ -153,6 +160,23 @@ async def mjpeg(request: web.Request) -> web.StreamResponse:
     return response
 
 
+HLS_FILE = re.compile(r"index(\d*)\.(m3u8|ts)")
+HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
+
+
+async def hls_file(request: web.Request) -> web.StreamResponse:
+    """A stream's playlist or one of its segments, from the server's HLS folder."""
+    root = request.app[SETTINGS].get("hls")
+    name, file = request.match_info["name"], request.match_info["file"]
+    match = HLS_FILE.fullmatch(file)
+    if not root or not match or name not in request.app[ENGINE].names():
+        return _error(404, "no such HLS file")
+    path = Path(root) / name / file
+    if not path.is_file():
+        return _error(404, f"{file} is not written yet")
+    return web.FileResponse(path, headers={"Content-Type": HLS_TYPES[match[2]], "Cache-Control": "no-cache"})
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = await _in_thread(render, request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -168,14 +192,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def build_app(engine: MultiStream, *, tile_fps: float = 10.0, record: str | None = None,
-              raw: str | None = None) -> web.Application:
+              raw: str | None = None, hls: str | None = None) -> web.Application:
     """The application; ``record``/``raw`` are output templates (with ``{name}``) applied to
-    streams added over REST (clients never choose file paths)."""
+    streams added over REST (clients never choose file paths); ``hls`` is the folder whose
+    ``NAME/`` subfolders the engine writes HLS into (see ``server.hls_outputs``)."""
     if tile_fps <= 0:
         raise DenseStreamError("--tile-fps must be positive")
     app = web.Application()
     app[ENGINE] = engine
-    app[SETTINGS] = {"tile_fps": tile_fps, "record": record, "raw": raw}
+    app[SETTINGS] = {"tile_fps": tile_fps, "record": record, "raw": raw, "hls": hls}
     app[JPEGS] = JpegCache()
     app[REGISTRY] = metrics_registry(engine)
     app[CLOSING] = asyncio.Event()
@@ -188,6 +213,6 @@ def build_app(engine: MultiStream, *, tile_fps: float = 10.0, record: str | None
         web.get("/", page), web.get("/streams", list_streams), web.post("/streams", add_stream),
         web.delete("/streams/{name}", remove_stream), web.get("/streams/{name}/mjpeg", mjpeg),
         web.get("/streams/{name}/frame.jpg", frame_jpeg), web.get("/metrics", metrics),
-        web.get("/healthz", healthz),
+        web.get("/healthz", healthz), web.get("/hls/{name}/{file}", hls_file),
     ])
     return app

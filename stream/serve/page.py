@@ -17,6 +17,7 @@ PAGE = """<!doctype html>
  .tile[data-state="reconnecting"] .badge, .tile[data-state="connecting"] .badge,
  .tile[data-state="failed"] .badge, .tile[data-state="ended"] .badge { display: block; }
  .tile[data-state="failed"] .badge { background: #a11; }
+ .tile .hls { color: #8cf; }
  #empty { color: #888; }
 </style></head>
 <body><h1>densestream <span id="summary"></span></h1>
@@ -32,7 +33,7 @@ function tileFor(s) {
   tile.dataset.name = s.name;
   tile.innerHTML = '<div class="badge"></div><img alt=""><div class="caption">' +
     '<span class="name"></span><span class="task"></span><span class="fps"></span>' +
-    '<span class="latency"></span><span class="drops"></span></div>';
+    '<span class="latency"></span><span class="drops"></span><a class="hls"></a></div>';
   tile.querySelector("img").src = "/streams/" + encodeURIComponent(s.name) + "/mjpeg";
   tile.querySelector("img").alt = s.name;
   tiles.appendChild(tile);
@@ -48,6 +49,8 @@ function show(s) {
   tile.querySelector(".latency").textContent =
     s.latency_ms === null ? "latency -" : "latency " + Math.round(s.latency_ms) + " ms";
   tile.querySelector(".drops").textContent = s.dropped + " dropped, " + s.reconnects + " reconnects";
+  const hls = tile.querySelector(".hls");
+  if (s.hls) { hls.href = s.hls; hls.textContent = "HLS"; }
 }
 async function refresh() {
   try {

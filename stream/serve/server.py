@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 from aiohttp import web
 
 from ..errors import DenseStreamError
+from ..frames import StreamInfo
 from ..multi import MultiStream, MultiSummary, as_entry
 from .app import build_app
+from .hls import HlsSink
 
 LOOPBACK = "127.0.0.1"
 
@@ -22,12 +25,13 @@ class Server:
     """
 
     def __init__(self, engine: MultiStream, *, host: str = LOOPBACK, port: int = 8080,
-                 tile_fps: float = 10.0, record: str | None = None, raw: str | None = None) -> None:
+                 tile_fps: float = 10.0, record: str | None = None, raw: str | None = None,
+                 hls: str | None = None) -> None:
         self.engine = engine
         self.host = host
         self.port = port
         self.interrupted = False
-        self._app = build_app(engine, tile_fps=tile_fps, record=record, raw=raw)
+        self._app = build_app(engine, tile_fps=tile_fps, record=record, raw=raw, hls=hls)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
@@ -92,11 +96,22 @@ class Server:
         self.close()
 
 
+def hls_outputs(root: str | Path, segment_seconds: float = 2.0):
+    """A ``MultiStream`` sink factory: each stream's HLS in ``root/NAME/``."""
+    def factory(name: str, info: StreamInfo) -> list:
+        return [HlsSink(Path(root) / name, fps=info.fps or 25.0, segment_seconds=segment_seconds)]
+
+    return factory
+
+
 def start_server(sources=(), *, host: str = LOOPBACK, port: int = 8080, tile_fps: float = 10.0,
-                 record: str | None = None, raw: str | None = None, **engine_options) -> Server:
+                 record: str | None = None, raw: str | None = None, hls: str | None = None,
+                 hls_segment: float = 2.0, **engine_options) -> Server:
     """A running ``Server`` over a new ``MultiStream`` (``engine_options``) with ``sources``
     (specs, (name, spec[, live]) tuples or ``SourceEntry``) already added; ``record``/``raw``
-    apply to every stream."""
+    apply to every stream; ``hls`` a folder for every stream's HLS output."""
+    if hls:
+        engine_options["sink_factory"] = hls_outputs(hls, hls_segment)
     engine = MultiStream(reopen_for=engine_options.pop("reopen_for", None), **engine_options)
     try:
         for name, spec, live in map(as_entry, sources):
@@ -104,4 +119,4 @@ def start_server(sources=(), *, host: str = LOOPBACK, port: int = 8080, tile_fps
     except BaseException:
         engine.close()
         raise
-    return Server(engine, host=host, port=port, tile_fps=tile_fps, record=record, raw=raw).start()
+    return Server(engine, host=host, port=port, tile_fps=tile_fps, record=record, raw=raw, hls=hls).start()
