@@ -1,11 +1,12 @@
 """densestream: frames in, dense predictions and overlays out.
 
 ``stream.run(source, task, out=...)`` processes a whole input; ``stream.build_pipeline``
-returns a ``Pipeline`` to iterate result by result; ``stream.batch(inputs, task, out_dir)``
+returns a ``Pipeline`` to iterate result by result; ``stream.run_many`` runs several sources
+in one process and ``stream.serve`` serves them over HTTP; ``stream.batch(inputs, task, out_dir)``
 processes many files, resumably, on local workers or Ray. The ``densestream`` command wraps them.
 """
 
-__all__ = ["batch", "build_pipeline", "run"]
+__all__ = ["batch", "build_pipeline", "run", "run_many", "serve"]
 
 
 def __getattr__(name: str):

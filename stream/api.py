@@ -195,3 +195,30 @@ def run(source, task: str | Task = "seg", **options) -> RunSummary:
     pipeline = build_pipeline(source, task, **options)
     with stop_on_signals(pipeline):
         return pipeline.run()
+
+
+def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw: str | None = None,
+             live: bool | None = None, **options):
+    """Process several sources in one process and return a ``stream.multi.MultiSummary``.
+
+    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets
+    with ``{name}`` in them; ``live`` overrides every stream's policy; ``options`` go to
+    ``stream.multi.MultiStream`` (batch, batch_timeout, device, ...). Ctrl-C and SIGTERM stop
+    it gracefully from the main thread.
+    """
+    from .multi import MultiStream, as_entry
+
+    engine = MultiStream(task, **options)
+    for name, spec, policy in map(as_entry, sources):
+        engine.add(spec, name=name, out=out, raw=raw, live=policy if live is None else live)
+    with stop_on_signals(engine):
+        return engine.run()
+
+
+def serve(sources=(), task: str | Task = "seg", *, host: str = "127.0.0.1", port: int = 8080, **options):
+    """Start ``densestream serve`` in the background and return the running ``stream.serve.Server``
+    (``server.url``; ``engine.add``/``engine.remove``; ``close()`` returns the summary).
+    Needs the ``serve`` extra."""
+    from .serve import start_server
+
+    return start_server(sources, host=host, port=port, task=task, **options)

@@ -41,9 +41,12 @@ def _fail(message: str) -> SystemExit:
               help="CPU threads for torch (default: torch's own choice; 1 on a busy machine).")
 @click.option("--compile", "compile_models", is_flag=True,
               help="torch.compile the model for the model and pipeline rows (the naive loop stays eager).")
+@click.option("--streams", type=int, default=None,
+              help="Instead: N synthetic streams in one process against N separate processes "
+                   "(--frames each, --resolution default 320x240, --batch default N).")
 @click.option("--json", "json_path", default=None, help="Write every raw number to this JSON file.")
 def bench(source, task, model, resolution, repeat, frames, device, precision, batch, skip, soak,
-          soak_checkpoint, threads, compile_models, json_path) -> None:
+          soak_checkpoint, threads, compile_models, streams, json_path) -> None:
     """Measure decode, model, pipeline, naive loop and live mode side by side on SOURCE."""
     from . import bench as measurements
 
@@ -54,7 +57,14 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
         if threads is not None:
             set_cpu_threads(threads)
         size = measurements.parse_resolution(resolution) if resolution else None
-        if soak is not None:
+        if streams is not None:
+            from .multi.benchmark import compare, format_comparison
+
+            result = compare(streams, frames=frames, size=size or (320, 240), task=task, model=model,
+                             threads=threads, device=device, precision=precision,
+                             batch=batch if batch > 1 else None, log=log)
+            text = format_comparison(result)
+        elif soak is not None:
             from .cli import ProgressLine
 
             progress = ProgressLine(enabled=sys.stderr.isatty())

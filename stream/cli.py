@@ -172,6 +172,8 @@ def _register_subcommands() -> None:
     """Commands that live in their own modules: batches, benchmarks, training and evaluation."""
     from .batch_cli import batch
     from .bench_cli import bench
+    from .multi_cli import multi
+    from .serve_cli import serve
     from .sources_cli import sources
     from .train_cli import evaluate, train
 
@@ -180,6 +182,8 @@ def _register_subcommands() -> None:
     main.add_command(sources)
     main.add_command(train)
     main.add_command(evaluate)
+    main.add_command(multi)
+    main.add_command(serve)
 
 
 _register_subcommands()

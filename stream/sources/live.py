@@ -133,6 +133,8 @@ class LiveSource(Source):
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
         self._reader: threading.Thread | None = None
+        self.reconnecting = False  # True while an outage lasts
+        self.reconnects = 0  # sessions re-established after an outage
         super().__init__(StreamInfo(width=width, height=height, time_base=MICROSECOND, fps=self._session.fps,
                                     frame_count=None, live=True, name=name))
 
@@ -176,7 +178,10 @@ class LiveSource(Source):
                     self._deliver(picture)
                     continue
                 session.close()
+                self.reconnecting = True
                 session = self._reconnect(reason)
+                self.reconnecting = False
+                self.reconnects += session is not None
                 self._timeline.new_session()
             self._newest.end(None)
         except SourceError as error:

@@ -1,0 +1,120 @@
+"""The ``densestream multi`` command: several sources in one run, a thin layer over ``stream.multi``."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import click
+
+from .errors import DenseStreamError, describe_error
+from .hwcodecs import HW_CHOICES
+from .tasks import TASK_NAMES, parse_infer_size
+
+
+def _fail(message: str) -> SystemExit:
+    click.echo(f"error: {message}", err=True)
+    return SystemExit(1)
+
+
+def output_templates(count: int, out: str | None, raw: str | None) -> tuple[str | None, str | None]:
+    """Per-stream targets: with several streams ``--out`` must hold ``{name}`` (or be null) and
+    ``--raw DIR`` without ``{name}`` becomes ``DIR/{name}``."""
+    if count > 1 and out and out != "null" and "{name}" not in out:
+        raise DenseStreamError(f"--out '{out}' would be shared by {count} streams: put {{name}} in it, "
+                               "e.g. --out 'out/{name}.mp4'")
+    if count > 1 and raw and "{name}" not in raw:
+        raw = os.path.join(raw, "{name}")
+    return out, raw
+
+
+def engine_options(task, model, layout, device, precision, batch, batch_timeout, hud, refine,
+                   infer_size, threads, hw_codecs) -> dict:
+    """``MultiStream`` keyword arguments from the shared command-line options."""
+    return dict(task=task, model=model, layout=layout, device=device, precision=precision, batch=batch,
+                batch_timeout=batch_timeout, hud=hud, refine=refine, infer_size=parse_infer_size(infer_size),
+                threads=threads, hw_codecs=hw_codecs)
+
+
+def engine_option_decorators(func):
+    """The options ``multi``, ``serve`` and ``bench --streams`` share."""
+    options = [
+        click.option("--task", default="seg", show_default=True,
+                     help=f"One of {', '.join(TASK_NAMES)}, or several joined by commas."),
+        click.option("--model", default=None, help="Zoo name or checkpoint path."),
+        click.option("--layout", type=click.Choice(["overlay", "side-by-side", "grid"]), default="overlay",
+                     show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+                     show_default=True),
+        click.option("--batch", type=int, default=4, show_default=True,
+                     help="Most frames (from any streams of one size) in one device call."),
+        click.option("--batch-timeout", type=float, default=0.02, show_default=True,
+                     help="Seconds a frame waits for others to fill its batch."),
+        click.option("--hud/--no-hud", default=True, show_default=True, help="Draw the status line."),
+        click.option("--refine", default=None, help="spn, crf (labels), ccrf (depth)."),
+        click.option("--infer-size", default="auto", show_default=True,
+                     help="auto, native or WIDTHxHEIGHT (see `densestream run --help`)."),
+        click.option("--threads", type=int, default=None, help="CPU threads for torch."),
+        click.option("--hw-codecs", type=click.Choice(HW_CHOICES), default="auto", show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def gather_sources(sources: tuple[str, ...], list_file: str | None, live: bool | None = None) -> list:
+    """``SourceEntry`` for each argument and list-file line; ``live`` (--live/--offline) overrides all."""
+    from .multi import SourceEntry, read_source_list
+
+    entries = [SourceEntry(None, source) for source in sources]
+    if list_file:
+        entries.extend(read_source_list(list_file))
+    return entries if live is None else [entry._replace(live=live) for entry in entries]
+
+
+@click.command()
+@click.argument("sources", nargs=-1)
+@click.option("--list", "list_file", default=None,
+              help="A file of sources, one a line: '[NAME: ]SOURCE[ live|offline]'.")
+@click.option("--out", default=None, help="Per-stream output with {name}: 'out/{name}.mp4', 'frames/{name}/', null.")
+@click.option("--raw", default=None, help="Folder for raw maps; each stream writes into DIR/NAME.")
+@click.option("--live/--offline", default=None, help="Override every input's policy.")
+@click.option("--seconds", type=float, default=None, help="Stop after this many seconds.")
+@engine_option_decorators
+def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
+    """Run one task over several SOURCES at once (files, cameras, URLs, synth://...): frames of
+    the same size from different streams share device batches; each stream keeps its own
+    outputs, drop policy, reconnects and summary row."""
+    from .multi import MultiStream
+    from .pipeline import stop_on_signals
+
+    try:
+        entries = gather_sources(sources, list_file, live)
+        if not entries:
+            raise DenseStreamError("give at least one source (or --list FILE)")
+        out, raw = output_templates(len(entries), out, raw)
+        if not (out or raw):
+            raise DenseStreamError("nothing to write: give --out (with {name}) or --raw")
+        engine = MultiStream(**engine_options(**options))
+        for name, source, policy in entries:
+            engine.add(source, name=name, out=out, raw=raw, live=policy)
+    except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
+        if os.environ.get("DENSESTREAM_DEBUG"):
+            raise
+        raise _fail(describe_error(exc)) from None
+    timer = threading.Timer(seconds, engine.stop, kwargs={"interrupted": False}) if seconds else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    with stop_on_signals(engine):
+        summary = engine.run()
+    for line in summary.lines():
+        click.echo(line, err=True)
+    for failed in summary.failed:
+        click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
+    if summary.error:
+        click.echo(f"error: {summary.error}", err=True)
+    if summary.interrupted and not summary.failed:
+        click.echo("interrupted: outputs hold the frames processed so far", err=True)
+    sys.exit(summary.exit_code)
