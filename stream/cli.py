@@ -57,6 +57,8 @@ def main() -> None:
 @click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's shipped model).")
 @click.option("--out", default=None, help="Output video (.mp4/.mkv/.mov), image folder, or 'null'.")
 @click.option("--raw", default=None, help="Folder for raw outputs: label PNGs, depth PNG/NPY, tracks.csv.")
+@click.option("--overwrite", "-y", is_flag=True,
+              help="Replace an existing --out file or a non-empty --out/--raw folder (never an input).")
 @click.option("--show", is_flag=True, help="Show the result in a window (q or Esc quits).")
 @click.option("--layout", type=click.Choice(["overlay", "side-by-side", "grid"]), default="overlay",
               show_default=True)
@@ -84,7 +86,7 @@ def main() -> None:
               show_default=True,
               help="torch.compile the networks: faster frames after a one-off compile of a minute or two; "
                    "auto compiles offline runs of 3000 frames or more.")
-def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
+def run(source, task, model, out, raw, overwrite, show, layout, device, batch, precision, max_frames,
         init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
@@ -95,7 +97,7 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
-            source, task, model=model, out=out, raw=raw, show=show, layout=layout,
+            source, task, model=model, out=out, raw=raw, overwrite=overwrite, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
             hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress)

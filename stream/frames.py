@@ -37,7 +37,11 @@ class Frame:
 
 @dataclass(slots=True)
 class StreamInfo:
-    """What a source knows about its stream before the first frame arrives."""
+    """What a source knows about its stream before the first frame arrives.
+
+    ``inputs`` names the local files and folders the source reads, so that outputs can refuse
+    to overwrite them.
+    """
 
     width: int
     height: int
@@ -47,3 +51,4 @@ class StreamInfo:
     live: bool = False
     audio_source: str | None = None
     name: str = "stream"
+    inputs: tuple[str, ...] = ()

@@ -33,6 +33,14 @@ def _attach_track_row(outputs: dict) -> None:
         outputs["box"] = (x, y, w, h, score, lost)
 
 
+def check_run_options(batch: int, max_frames: int | None) -> None:
+    """Refuse a batch size or frame limit below 1 (before anything is opened)."""
+    if batch < 1:
+        raise DenseStreamError("--batch must be at least 1")
+    if max_frames is not None and max_frames < 1:
+        raise DenseStreamError("--max-frames must be at least 1")
+
+
 class _SinkWorker:
     """Feeds one sink from its own bounded queue in its own thread."""
 
@@ -75,10 +83,7 @@ class Pipeline:
                  precision: str = "auto", batch: int = 1, max_frames: int | None = None,
                  raw_keys: tuple[str, ...] = (), hud: bool = True, queue_size: int = 8,
                  compile: str = "off", progress: ProgressCallback | None = None) -> None:
-        if batch < 1:
-            raise DenseStreamError("--batch must be at least 1")
-        if max_frames is not None and max_frames < 1:
-            raise DenseStreamError("--max-frames must be at least 1")
+        check_run_options(batch, max_frames)
         self.source = source
         self.task = task
         self.sinks = list(sinks)

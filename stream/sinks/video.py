@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from stream.hwcodecs import NVENC, SOFTWARE_ENCODER
 
 from .audio import AudioTrack
 from .base import Sink, check_rgb
+from .safety import PendingFile, claim_output
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class VideoSink(Sink):
         crf: int = 20,
         preset: str = "veryfast",
         codec: str = SOFTWARE_ENCODER,
+        inputs: Sequence[str | os.PathLike[str]] = (),
+        overwrite: bool = False,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -56,15 +60,18 @@ class VideoSink(Sink):
         self._time_base = Fraction(info.time_base)
         if self._time_base <= 0:
             raise SinkError(f"cannot write {self.path}: time base {info.time_base} is not positive")
-        _probe_writable_file(self.path)
+        audio = (info.audio_source,) if info.audio_source else ()
+        claim_output(self.path, (*info.inputs, *audio, *inputs), overwrite, folder=False)
+        self._file = PendingFile(self.path)
         try:
             self._container = av.open(
-                str(self.path),
+                str(self._file.path),
                 "w",
                 format=container_format,
                 container_options=_container_options(container_format),
             )
         except (av.FFmpegError, OSError) as error:
+            self._file.discard()
             raise SinkError(f"cannot create video file {self.path}: {error}") from error
         self._video: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
@@ -77,6 +84,7 @@ class VideoSink(Sink):
                 self._audio = AudioTrack(info.audio_source, self._container, self.path.suffix)
             except SinkError:
                 self._container.close()
+                self._file.discard()
                 raise
 
     def describe(self) -> str:
@@ -106,6 +114,8 @@ class VideoSink(Sink):
             self._container.mux(packets)
         except (av.FFmpegError, OSError, ValueError) as error:
             raise SinkError(f"cannot write frame {frame.index} to {self.path}: {error}") from error
+        if self._container.format.name == "matroska":  # +faststart reopens the file by its name
+            self._file.publish()
 
     def _open_video(self, width: int, height: int) -> None:
         """Add the H.264 stream; its size is the first overlay's, rounded up to even numbers."""
@@ -174,6 +184,11 @@ class VideoSink(Sink):
                 self._container.close()
             except (av.FFmpegError, OSError) as error:
                 raise SinkError(f"cannot finalise {self.path}: {error}") from error
+            finally:
+                if self.frames_written == 0 and self._file.replacing:
+                    self._file.discard()
+                else:
+                    self._file.publish()
 
 
 def _video_format(path: Path) -> str:
@@ -212,16 +227,6 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     if preset not in X264_PRESETS:
         raise SinkError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
     return {"crf": str(crf), "preset": preset, "profile": "high"}
-
-
-def _probe_writable_file(path: Path) -> None:
-    """Create the parent directory and the (empty) file now, so a bad path fails before any work."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb"):
-            pass
-    except OSError as error:
-        raise SinkError(f"cannot create {path}: {error.strerror or error}") from error
 
 
 def _pad_to_even(image: np.ndarray) -> np.ndarray:

@@ -39,9 +39,14 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 class ImageFolderSource(Source):
-    """A naturally sorted list of image files, all of one size, timed at a fixed fps."""
+    """A naturally sorted list of image files, all of one size, timed at a fixed fps.
 
-    def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS) -> None:
+    ``folders`` are the folders read (a folder or glob source), listed in ``info.inputs`` with
+    the files so that no output lands inside them.
+    """
+
+    def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS,
+                 folders: tuple[Path, ...] = ()) -> None:
         if not paths:
             raise SourceError(f"{label}: no image files found")
         self._paths = sorted(paths, key=lambda path: natural_key(str(path)))
@@ -61,6 +66,7 @@ class ImageFolderSource(Source):
             frame_count=len(self._paths),
             live=False,
             name=safe_name(name),
+            inputs=tuple(str(path) for path in (*folders, *self._paths)),
         ))
 
     def _read(self) -> Picture | None:

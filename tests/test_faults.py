@@ -1,0 +1,140 @@
+"""Fault injection, fast cases: outputs that would harm inputs or existing files are refused,
+failed writes are errors, recordings survive kill -9 and full disks, signals exit cleanly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import stream
+from stream.errors import DenseStreamError, SinkError
+from tests.fakes import LumaTask
+from tests.media import make_video, pattern_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class BrokenTask(LumaTask):
+    """Fails on its first batch, like a model that cannot run on this input."""
+
+    def __call__(self, images):
+        raise RuntimeError("the model broke")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The command from this worktree (``python -m stream``), one torch thread."""
+    env = {**os.environ, "DENSESTREAM_DEBUG": "", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_video(tmp_path / "in.mp4", frames=6, size=(64, 48), audio=True).path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"f{index}.png"), pattern_image(index, 32, 24))
+    return folder
+
+
+# -- never destroy what exists ------------------------------------------------------------------
+
+def test_output_naming_the_input_is_refused_and_the_input_is_untouched(clip, tmp_path):
+    before = clip.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    hard = tmp_path / "hard.mp4"
+    os.link(clip, hard)
+    for out in (clip, link, hard, tmp_path / "." / "in.mp4"):
+        with pytest.raises(SinkError, match="is the input"):
+            stream.build_pipeline(str(clip), LumaTask(), out=str(out), overwrite=True)
+    assert clip.read_bytes() == before
+
+
+def test_folder_outputs_may_not_hold_or_sit_inside_image_inputs(image_folder, tmp_path):
+    glob = str(image_folder / "*.png")
+    cases = [
+        (str(image_folder), dict(out=str(image_folder)), "is the input"),
+        (glob, dict(out=str(image_folder) + "/"), "is the input"),
+        (str(image_folder), dict(out=str(image_folder / "seg.mp4")), "inside the input folder"),
+        (glob, dict(out="null", raw=str(image_folder / "raw")), "inside the input folder"),
+        (str(image_folder), dict(out="null", raw=str(tmp_path)), "contains the input"),
+        (str(image_folder / "f0.png"), dict(out="null", raw=str(image_folder / "f0.png")), "is the input"),
+    ]
+    for source, outputs, message in cases:
+        with pytest.raises(SinkError, match=message):
+            stream.build_pipeline(source, LumaTask(), overwrite=True, **outputs)
+    assert sorted(path.name for path in image_folder.iterdir()) == ["f0.png", "f1.png", "f2.png"]
+
+
+def test_existing_outputs_need_overwrite(clip, tmp_path):
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "keep.txt").write_text("precious")
+    with pytest.raises(SinkError, match=r"exists; pass --overwrite \(-y\)"):
+        stream.build_pipeline(str(clip), LumaTask(), out=str(old))
+    with pytest.raises(SinkError, match="not empty; pass --overwrite"):
+        stream.build_pipeline(str(clip), LumaTask(), out="null", raw=str(raw))
+    assert old.read_bytes() == b"precious"
+    (tmp_path / "empty").mkdir()
+    summary = stream.run(str(clip), LumaTask(), out="null", raw=str(tmp_path / "empty"), device="cpu")
+    assert summary.exit_code == 0 and len(list((tmp_path / "empty").glob("*_labels.png"))) == 6
+
+
+def test_cli_refuses_an_existing_output_with_one_line_and_a_hint(clip, tmp_path):
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    result = run_cli("run", str(clip), "--task", "seg", "--out", str(old))
+    assert result.returncode == 1
+    assert len(error_lines(result)) == 1 and "--overwrite (-y)" in error_lines(result)[0]
+    assert old.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("options", [dict(batch=0), dict(max_frames=0), dict(init_box=(500, 10, 5, 5)),
+                                     dict(precision="fp16", device="cpu")])
+def test_a_bad_option_with_overwrite_leaves_the_old_file(clip, tmp_path, options):
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    with pytest.raises(DenseStreamError):
+        stream.build_pipeline(str(clip), "track" if "init_box" in options else LumaTask(),
+                              out=str(old), overwrite=True, **options)
+    assert old.read_bytes() == b"precious"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "old.mp4"]
+
+
+def test_a_run_that_fails_before_its_first_frame_leaves_the_old_file(clip, tmp_path):
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    summary = stream.run(str(clip), BrokenTask(), out=str(old), overwrite=True, device="cpu")
+    assert summary.exit_code == 1 and "the model broke" in summary.error
+    assert old.read_bytes() == b"precious"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "old.mp4"]
+
+
+def test_overwrite_replaces_the_old_file_with_the_new_run(clip, tmp_path):
+    import av
+
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    summary = stream.run(str(clip), LumaTask(), out=str(old), overwrite=True, device="cpu")
+    assert summary.exit_code == 0, summary.error
+    with av.open(str(old)) as container:
+        assert len(list(container.decode(video=0))) == 6
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "old.mp4"]
