@@ -138,3 +138,69 @@ def test_overwrite_replaces_the_old_file_with_the_new_run(clip, tmp_path):
     with av.open(str(old)) as container:
         assert len(list(container.decode(video=0))) == 6
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "old.mp4"]
+
+
+# -- raw outputs are written or reported --------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 128 KiB tmpfs (32 pages): fills after a few dozen small files."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip() or 'not permitted'}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def complete_pngs(folder: Path) -> list[str]:
+    """Names of the files in ``folder``, each checked to decode as a whole image."""
+    names = sorted(path.name for path in folder.iterdir())
+    for name in names:
+        assert name.endswith(".png") and cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED) is not None, name
+    return names
+
+
+def test_a_full_disk_stops_the_run_with_an_error_and_keeps_complete_files(small_disk):
+    raw = small_disk / "raw"
+    summary = stream.run("synth://pattern?frames=60&size=64x48", LumaTask(), out="null", raw=str(raw),
+                         device="cpu")
+    assert summary.exit_code == 1
+    assert "No space left on device" in summary.error
+    names = complete_pngs(raw)
+    assert 0 < len(names) < 120
+
+
+def test_cli_reports_a_full_disk_with_one_error_line(small_disk):
+    result = run_cli("run", "synth://pattern?frames=60&size=64x48", "--task", "seg", "--device", "cpu",
+                     "--out", "null", "--raw", str(small_disk / "raw"))
+    assert result.returncode == 1, result.stderr
+    lines = error_lines(result)
+    assert len(lines) == 1 and "No space left on device" in lines[0]
+    assert 0 < len(complete_pngs(small_disk / "raw")) < 60
+
+
+def test_a_failed_encode_or_short_write_is_an_error(tmp_path, monkeypatch):
+    from stream.sinks import safety
+
+    real_open = open
+    calls = []
+
+    def open_that_fills_up(path, mode="r", *args, **kwargs):
+        calls.append(path)
+        if "w" in mode and len(calls) > 4:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(safety, "open", open_that_fills_up, raising=False)
+    summary = stream.run("synth://pattern?frames=10&size=32x24", LumaTask(), out="null",
+                         raw=str(tmp_path / "raw"), device="cpu")
+    assert summary.exit_code == 1 and "No space left on device" in summary.error
+    assert len(complete_pngs(tmp_path / "raw")) == 4
+    monkeypatch.setattr(cv2, "imencode", lambda *args: (False, None))
+    summary = stream.run("synth://pattern?frames=3&size=32x24", LumaTask(), out=str(tmp_path / "frames"),
+                         device="cpu")
+    assert summary.exit_code == 1 and "could not encode" in summary.error
+    assert not (tmp_path / "frames").exists() or not any((tmp_path / "frames").iterdir())
