@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import warnings
@@ -90,10 +91,10 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
         init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
-    from . import api
-
     progress = ProgressLine(enabled=sys.stderr.isatty())
     try:
+        from . import api
+
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
@@ -101,6 +102,8 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
             hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress)
+    except KeyboardInterrupt:
+        raise SystemExit(interrupted_while_starting()) from None
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
@@ -116,8 +119,18 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
     if summary.error:
         _fail(summary.error)
     elif summary.interrupted:
-        click.echo("interrupted: outputs hold the frames processed so far", err=True)
+        click.echo(f"interrupted: {summary.discarded} queued frames discarded; outputs hold the frames "
+                   "processed so far", err=True)
     sys.exit(summary.exit_code)
+
+
+def interrupted_while_starting() -> int:
+    """Ctrl-C or SIGTERM before the run began: one line, exit status 130 (further signals are
+    ignored while the process exits)."""
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, signal.SIG_IGN)
+    click.echo("interrupted while starting: no frame was processed", err=True)
+    return 130
 
 
 def _fail(message: str) -> int:

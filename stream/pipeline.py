@@ -117,11 +117,31 @@ class Pipeline:
             return known
         return self.max_frames if known is None else min(known, self.max_frames)
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` or ``abort()`` was called or the run is ending."""
+        return self._stop.is_set()
+
     def stop(self, interrupted: bool = True) -> None:
-        """Ask the run to finish early (safe from signal handlers and other threads)."""
+        """Finish early: frames still queued for the device are discarded (the summary counts
+        them), the frames already on the device are finished and written, outputs finalised.
+        Safe from signal handlers and other threads."""
         self._interrupted = self._interrupted or interrupted
         self._stop.set()
-        self.frames.close()
+        self.frames.cancel()
+
+    def abort(self) -> None:
+        """Stop at once (a second Ctrl-C): nothing more is processed or written, and outputs
+        skip their slow finishing steps (the MP4 remux) but stay playable."""
+        self._interrupted = True
+        for sink in self.sinks:
+            if hasattr(sink, "finish_quickly"):
+                sink.finish_quickly = True
+        self._abort.set()
+        self._stop.set()
+        self.frames.cancel()
+        for worker in self._workers:
+            worker.buffer.cancel()
 
     def _record(self, exc: BaseException) -> None:
         with self._error_lock:
@@ -240,7 +260,8 @@ class Pipeline:
 
 @contextlib.contextmanager
 def stop_on_signals(pipeline: Pipeline):
-    """While active, SIGINT and SIGTERM stop ``pipeline`` gracefully (main thread only)."""
+    """While active, SIGINT and SIGTERM stop ``pipeline`` gracefully and a second one aborts it
+    (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -248,7 +269,10 @@ def stop_on_signals(pipeline: Pipeline):
     previous = {sig: signal.getsignal(sig) for sig in handled}
 
     def handler(signum, _frame):
-        pipeline.stop(interrupted=True)
+        if pipeline.stopping:
+            pipeline.abort()
+        else:
+            pipeline.stop(interrupted=True)
 
     for sig in handled:
         signal.signal(sig, handler)

@@ -3,6 +3,7 @@ failed writes are errors, recordings survive kill -9 and full disks, signals exi
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -266,3 +267,69 @@ def test_a_full_disk_mid_recording_keeps_a_playable_file(tmp_path):
         assert 20 < decoded_frames(out) <= summary.frames_out
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# -- signals at any moment ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("signum", "delay"), [(signal.SIGINT, 0.4), (signal.SIGTERM, 0.4),
+                                               (signal.SIGINT, 1.5)])
+def test_a_signal_while_starting_exits_130_with_one_line(tmp_path, signum, delay):
+    env = {**os.environ, "DENSESTREAM_DEBUG": "", "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "stream", "run", "synth://drive?frames=400&size=160x120",
+                              "--task", "seg", "--device", "cpu", "--out", str(tmp_path / "x.mp4")],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(delay)
+    child.send_signal(signum)
+    _, errors = child.communicate(timeout=60)
+    assert child.returncode == 130, errors
+    assert "Traceback" not in errors and "Aborted" not in errors
+    assert [line for line in errors.splitlines() if line.startswith("interrupted")] == \
+        [errors.splitlines()[-1]], errors
+
+
+STOP_SCRIPT = """
+import sys, stream
+from tests.fakes import LumaTask
+def progress(done, total, fps):
+    print(done, flush=True)
+summary = stream.run("synth://pattern?frames=400&size=64x48", LumaTask(delay=0.25), out=sys.argv[1],
+                     device="cpu", progress=progress, hud=False)
+print("discarded", summary.discarded, flush=True)
+sys.exit(summary.exit_code)
+"""
+
+
+def interrupt_after(out: Path, frames: int, signals: int) -> tuple[int, list[str], float]:
+    """Run STOP_SCRIPT, send ``signals`` SIGINTs once ``frames`` frames are out; returns the frame
+    count seen then, the rest of stdout and the seconds from the first signal to the exit."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", STOP_SCRIPT, str(out)], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if int(line) >= frames:
+            break
+    started = time.monotonic()
+    for _ in range(signals):
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    rest, errors = child.communicate(timeout=60)
+    assert child.returncode == 130, errors
+    assert "Traceback" not in errors
+    return int(line), rest.split(), time.monotonic() - started
+
+
+def test_ctrl_c_finishes_only_the_frames_on_the_device(tmp_path):
+    out = tmp_path / "stopped.mp4"
+    seen, rest, seconds = interrupt_after(out, 3, signals=1)
+    written = decoded_frames(out)
+    # The queue held 8 frames at 0.25 s each; only the one on the device may still be finished.
+    assert seen <= written <= seen + 2
+    assert rest[-2] == "discarded" and int(rest[-1]) >= 4
+    assert seconds < 1.5
+
+
+def test_a_second_ctrl_c_exits_at_once_with_a_playable_file(tmp_path):
+    out = tmp_path / "aborted.mp4"
+    seen, _, seconds = interrupt_after(out, 3, signals=2)
+    assert seen - 1 <= decoded_frames(out) <= seen + 2
+    assert seconds < 1.5

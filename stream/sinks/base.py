@@ -24,12 +24,14 @@ class Sink(ABC):
 
     ``close()`` from another thread waits for a write in progress to finish; ``close()`` from a
     signal handler that interrupted this sink's own ``write()`` is deferred to the end of that
-    write, so the frame being written is never half-finalised.
+    write, so the frame being written is never half-finalised. ``finish_quickly`` asks ``close()``
+    to skip slow steps that the output does not need to stay usable.
     """
 
     def __init__(self) -> None:
         self.frames_written = 0
         self.stop_requested = False
+        self.finish_quickly = False
         self._closed = False
         self._lock = threading.Lock()
         self._writing_thread: int | None = None

@@ -84,7 +84,6 @@ class VideoSink(Sink):
         self._format = container_format
         self._sync_fd = os.open(self._file.path, os.O_RDONLY)
         self._synced = time.monotonic()
-        self.finish_quickly = False
         self._write_failed = False
         self._video: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
