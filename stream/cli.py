@@ -12,6 +12,7 @@ import click
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import describe_error
+from .launch import STARTING_MESSAGE, interrupt_on_signals, signalled
 from .tasks import TASK_NAMES, parse_infer_size
 
 
@@ -92,6 +93,7 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
     progress = ProgressLine(enabled=sys.stderr.isatty())
+    interrupt_on_signals()
     try:
         from . import api
 
@@ -105,6 +107,8 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
     except KeyboardInterrupt:
         raise SystemExit(interrupted_while_starting()) from None
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
+        if signalled():
+            raise SystemExit(interrupted_while_starting()) from None
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise SystemExit(_fail(describe_error(exc)))
@@ -112,6 +116,8 @@ def run(source, task, model, out, raw, overwrite, show, layout, device, batch, p
         click.echo("compiling the network with torch.compile (a minute or two on a CPU the first time, "
                    "seconds once cached)", err=True)
     with api.stop_on_signals(pipeline):
+        if signalled():
+            pipeline.stop(interrupted=True)
         summary = pipeline.run()
     progress.finish()
     for line in summary.lines():
@@ -129,7 +135,7 @@ def interrupted_while_starting() -> int:
     ignored while the process exits)."""
     for handled in (signal.SIGINT, signal.SIGTERM):
         signal.signal(handled, signal.SIG_IGN)
-    click.echo("interrupted while starting: no frame was processed", err=True)
+    click.echo(STARTING_MESSAGE, err=True)
     return 130
 
 

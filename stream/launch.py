@@ -1,28 +1,58 @@
 """The ``densestream`` process entry: Ctrl-C and SIGTERM give exit status 130 and one line from
-the first instant, even while the heavy imports (torch) are still loading."""
+the first instant, also while the heavy imports (torch) are still loading.
+
+Three phases: while the command's modules import, a signal ends the process at once (nothing
+is open yet, and a KeyboardInterrupt raised inside an extension module's import can be
+swallowed there and break the import later); then the usual Python behaviour, except that
+``densestream run`` sets up its run under ``interrupt_on_signals`` (a signal raises
+KeyboardInterrupt, so that opened inputs and outputs are closed); once the run starts,
+``stream.pipeline.stop_on_signals`` takes the signals over.
+"""
 from __future__ import annotations
 
 import os
 import signal
-import sys
+
+STARTING_MESSAGE = "interrupted while starting: no frame was processed"
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+_launched = False
+_signalled = False
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os.write(2, f"{STARTING_MESSAGE}\n".encode())
+    os._exit(130)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    global _signalled
+    _signalled = True
     raise KeyboardInterrupt
 
 
-def main() -> None:
-    """Run the ``densestream`` command with SIGTERM treated like Ctrl-C until a run takes over
-    the signals (``stream.pipeline.stop_on_signals``)."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with it ignored (cmd &)
-    try:
-        from .cli import main as command
+def interrupt_on_signals() -> None:
+    """From here on (set-up of a run), Ctrl-C and SIGTERM raise KeyboardInterrupt; does nothing
+    unless the process was started through ``main``."""
+    if _launched:
+        for handled in HANDLED:
+            signal.signal(handled, _raise_interrupt)
 
-        command()
-    except KeyboardInterrupt:
-        for handled in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(handled, signal.SIG_IGN)
-        sys.stderr.write("interrupted while starting: no frame was processed\n")
-        sys.stderr.flush()
-        os._exit(130)  # skip interpreter teardown: a half-imported torch may abort in it
+
+def signalled() -> bool:
+    """True once a signal arrived during set-up, even if the KeyboardInterrupt got lost."""
+    return _signalled
+
+
+def main() -> None:
+    """Run the ``densestream`` command (SIGINT is caught even when it was inherited ignored)."""
+    global _launched
+    _launched = True
+    for handled in HANDLED:
+        signal.signal(handled, _exit_now)
+    from . import api  # noqa: F401 - the heavy imports, done while a signal can end the process
+    from .cli import main as command
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    command()
