@@ -22,6 +22,7 @@ def main() -> int:
     parser.add_argument("--task", default="seg+depth")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--overwrite", "-y", action="store_true", help="replace outputs of an earlier run")
     args = parser.parse_args()
     videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if not videos:
@@ -33,7 +34,7 @@ def main() -> int:
         try:
             summary = stream.run(str(video), args.task, out=str(args.out / f"{video.stem}.mp4"),
                                  raw=str(args.out / video.stem), batch=args.batch,
-                                 max_frames=args.max_frames, hud=False)
+                                 max_frames=args.max_frames, hud=False, overwrite=args.overwrite)
         except DenseStreamError as exc:
             print(f"{video.name}: error: {exc}", file=sys.stderr)
             failures += 1
