@@ -158,8 +158,8 @@ class Pipeline:
         try:
             iterator = iter(self.source)
             while not self._stop.is_set():
-                if self.max_frames is not None and self.stats.frames_in >= self.max_frames:
-                    break
+                if not self.live and self.max_frames is not None and self.stats.frames_in >= self.max_frames:
+                    break  # live input reads on: frames it drops do not count (see _deliver)
                 started = time.perf_counter()
                 frame = next(iterator, None)
                 self.stats.add_busy("decode", time.perf_counter() - started)
@@ -186,8 +186,14 @@ class Pipeline:
             batch.append(item)
         return batch
 
+    def _limit_reached(self) -> bool:
+        """``max_frames`` counts frames written, so live input that drops frames still gets them all."""
+        return self.max_frames is not None and self.stats.frames_out >= self.max_frames
+
     def _deliver(self, results: list[StageResult]) -> Iterator[StageResult]:
         for result in results:
+            if self._limit_reached():
+                return
             self.stats.frame_out(result.frame.captured)
             _attach_track_row(result.outputs)
             if self.hud:
@@ -196,7 +202,7 @@ class Pipeline:
                 worker.buffer.put(result)
             if self.progress is not None:
                 self.progress(self.stats.frames_out, self.total, self.stats.recent_fps())
-            if any(getattr(sink, "stop_requested", False) for sink in self.sinks):
+            if self._limit_reached() or any(getattr(sink, "stop_requested", False) for sink in self.sinks):
                 self.stop(interrupted=False)
             yield result
 
