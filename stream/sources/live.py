@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ class LiveSource(Source):
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
         self._reader: threading.Thread | None = None
+        self._last_frame_at = self._first.captured
         super().__init__(StreamInfo(width=width, height=height, time_base=MICROSECOND, fps=self._session.fps,
                                     frame_count=None, live=True, name=name))
 
@@ -161,6 +163,7 @@ class LiveSource(Source):
             raise SourceError(f"{self._label}: frame size changed from {self.info.width}x{self.info.height} "
                               f"to {width}x{height}")
         picture.pts = self._timeline.stamp(picture.pts, picture.captured)
+        self._last_frame_at = picture.captured
         self._newest.put(picture)
 
     def _pump(self) -> None:
@@ -189,9 +192,13 @@ class LiveSource(Source):
                 session.close()
 
     def _reconnect(self, reason: str) -> _Session | None:
-        """A fresh session after backing off, None if closed meanwhile; SourceError on giving up."""
+        """A fresh session after backing off, None if closed meanwhile; SourceError on giving up.
+        Says when the stream went quiet and why, each failed attempt, and the outage once back."""
         policy = self._policy
         started = time.monotonic()
+        silent = started - self._last_frame_at
+        since = time.strftime("%H:%M:%S", time.localtime(time.time() - silent))
+        warnings.warn(f"{self._label}: no frames since {since} ({self._short(reason)}); reconnecting")
         delay = policy.retry_delay
         attempt = 0
         while attempt < policy.attempts and time.monotonic() - started < policy.max_outage:
@@ -199,12 +206,24 @@ class LiveSource(Source):
                 return None
             attempt += 1
             try:
-                return self._connect()
+                session = self._connect()
             except SourceError as error:
                 reason = str(error)
+                warnings.warn(f"{self._label}: reconnect attempt {attempt} of {policy.attempts} failed "
+                              f"{time.monotonic() - started + silent:.1f} s into the outage: {self._short(reason)}")
+            else:
+                outage = time.monotonic() - started + silent
+                lost = f", about {round(outage * self.info.fps)} frames missed" if self.info.fps else ""
+                warnings.warn(f"{self._label}: back after an outage of {outage:.1f} s "
+                              f"(reconnect attempt {attempt}){lost}")
+                return session
             delay = min(delay * 2, policy.max_delay)
         raise SourceError(f"{self._label}: lost and gave up after {attempt} reconnect attempt(s) in "
                           f"{time.monotonic() - started:.1f} s; last error: {reason}")
+
+    def _short(self, reason: str) -> str:
+        """An error message without this source's own label in front."""
+        return reason.removeprefix(f"{self._label}: ")
 
     def _release(self) -> None:
         self._newest.wake()
