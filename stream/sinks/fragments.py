@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -40,9 +41,10 @@ def recording_options(container_format: str) -> dict[str, str]:
     return {**common, "cluster_time_limit": "0", "avoid_negative_ts": "disabled"}
 
 
-def remux_faststart(path: Path, container_format: str) -> None:
+def remux_faststart(path: Path, container_format: str, cancelled: Callable[[], bool] = lambda: False) -> None:
     """Rewrite a finished fragmented recording as a regular MP4/MOV with its index (moov) at the
-    front, by stream copy, replacing ``path`` atomically; on failure ``path`` is left as it was."""
+    front, by stream copy, replacing ``path`` atomically; on failure, or once ``cancelled()``
+    turns true, ``path`` is left as it was."""
     partial = path.with_name(f".{path.stem}.remux{path.suffix}")
     try:
         with av.open(str(path)) as source, av.open(
@@ -51,10 +53,15 @@ def remux_faststart(path: Path, container_format: str) -> None:
             kept = [stream for stream in source.streams if stream.type in ("video", "audio")]
             copies = {stream.index: target.add_stream_from_template(stream) for stream in kept}
             for packet in source.demux(kept):
+                if cancelled():
+                    break
                 if packet.dts is None:
                     continue
                 packet.stream = copies[packet.stream.index]
                 target.mux(packet)
+        if cancelled():
+            partial.unlink()
+            return
         os.replace(partial, path)
     except (av.FFmpegError, OSError, ValueError) as error:
         partial.unlink(missing_ok=True)

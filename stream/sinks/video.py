@@ -217,7 +217,7 @@ class VideoSink(Sink):
                 self._file.publish()
         if self.frames_written and self._format in FRAGMENTED_FORMATS and not self.finish_quickly:
             try:
-                remux_faststart(self.path, self._format)
+                remux_faststart(self.path, self._format, lambda: self.finish_quickly)
             except SinkError as error:
                 log.warning("%s; the recording stays fragmented (it plays, seeks more slowly)", error)
 
