@@ -333,3 +333,24 @@ def test_a_second_ctrl_c_exits_at_once_with_a_playable_file(tmp_path):
     seen, _, seconds = interrupt_after(out, 3, signals=2)
     assert seen - 1 <= decoded_frames(out) <= seen + 2
     assert seconds < 1.5
+
+
+def test_finishing_quickly_keeps_the_fragmented_file_and_a_cancelled_remux_changes_nothing(tmp_path):
+    from stream.sinks import VideoSink
+    from stream.sinks.fragments import remux_faststart
+    from tests.fakes import ListSource
+
+    source = ListSource(12, size=(32, 24))
+    path = tmp_path / "quick.mp4"
+    sink = VideoSink(path, source.info)
+    for frame in source:
+        sink.write(frame, frame.image, {})
+    sink.finish_quickly = True
+    sink.close()
+    fragmented = path.read_bytes()
+    assert b"moof" in fragmented and decoded_frames(path) == 12
+    calls = []
+    remux_faststart(path, "mp4", cancelled=lambda: calls.append(1) or len(calls) > 3)
+    assert path.read_bytes() == fragmented and sorted(p.name for p in tmp_path.iterdir()) == ["quick.mp4"]
+    remux_faststart(path, "mp4")
+    assert b"moof" not in path.read_bytes() and decoded_frames(path) == 12
