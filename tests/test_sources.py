@@ -365,6 +365,31 @@ def test_live_outages_and_reconnects_are_reported(tmp_path):
     assert re.fullmatch(r"cam: back after an outage of \d+\.\d s \(reconnect attempt 2\).*", messages[2])
 
 
+class _Silent:
+    """A session that connects but yields nothing: the stream has not started yet."""
+
+    fps = None
+
+    def read(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def test_a_failed_first_read_is_retried_like_an_outage(tmp_path):
+    clip = make_video(tmp_path / "cam.avi", frames=5, codec="mjpeg", pix_fmt="yuvj420p")
+    sessions = iter([_Silent(), _Silent(), CameraSession(str(clip.path), "cam", None, None, None)])
+    with pytest.warns(UserWarning, match=r"cam: first read failed \(connected but received no frame\); retry 2 of 5"):
+        source = LiveSource(lambda: next(sessions), label="cam", name="cam",
+                            policy=ReconnectPolicy(attempts=5, retry_delay=0.01))
+    with source:
+        assert (source.info.width, source.info.height) == (64, 48)
+    with pytest.raises(SourceError, match=r"cam: connected but received no frame \(retried 2 time"), \
+            pytest.warns(UserWarning):
+        LiveSource(_Silent, label="cam", name="cam", policy=ReconnectPolicy(attempts=2, retry_delay=0.01))
+
+
 # ---------------------------------------------------------------------------- network
 
 

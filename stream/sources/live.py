@@ -115,21 +115,44 @@ class _LiveTimeline:
         return out
 
 
+def _first_picture(connect: Callable[[], _Session], label: str, policy: ReconnectPolicy) -> tuple[_Session, Picture]:
+    """Connect and read the first picture. A first connection that fails is an error at once
+    (the address may simply be wrong); a first read that fails or ends is retried like a later
+    outage, with the same back-off and limits, one line per retry."""
+    session: _Session | None = connect()
+    started, delay, attempt = time.monotonic(), policy.retry_delay, 0
+    while True:
+        if session is not None:
+            try:
+                picture, reason = session.read(), "connected but received no frame"
+            except SourceError as error:
+                picture, reason = None, str(error).removeprefix(f"{label}: ")
+            except BaseException:
+                session.close()
+                raise
+            if picture is not None:
+                return session, picture
+            session.close()
+        if attempt >= policy.attempts or time.monotonic() - started + delay > policy.max_outage:
+            retried = f" (retried {attempt} time(s) in {time.monotonic() - started:.1f} s)" if attempt else ""
+            raise SourceError(f"{label}: {reason}{retried}")
+        attempt += 1
+        warnings.warn(f"{label}: first read failed ({reason}); retry {attempt} of {policy.attempts} in {delay:g} s")
+        time.sleep(delay)
+        delay = min(delay * 2, policy.max_delay)
+        try:
+            session = connect()
+        except SourceError as error:
+            session, reason = None, str(error).removeprefix(f"{label}: ")
+
+
 class LiveSource(Source):
     """A camera or network stream read by a background thread, with reconnect after outages."""
 
     def __init__(self, connect: Callable[[], _Session], *, label: str, name: str,
                  policy: ReconnectPolicy = ReconnectPolicy()) -> None:
         self._connect, self._label, self._policy = connect, label, policy
-        self._session = connect()
-        try:
-            self._first = self._session.read()
-        except BaseException:
-            self._session.close()
-            raise
-        if self._first is None:
-            self._session.close()
-            raise SourceError(f"{label}: connected but received no frame")
+        self._session, self._first = _first_picture(connect, label, policy)
         height, width = self._first.image.shape[:2]
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
