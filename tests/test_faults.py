@@ -72,9 +72,10 @@ def test_folder_outputs_may_not_hold_or_sit_inside_image_inputs(image_folder, tm
     glob = str(image_folder / "*.png")
     cases = [
         (str(image_folder), dict(out=str(image_folder)), "is the input"),
-        (glob, dict(out=str(image_folder) + "/"), "is the input"),
+        (glob, dict(out=str(image_folder) + "/"), "contains the input"),
         (str(image_folder), dict(out=str(image_folder / "seg.mp4")), "inside the input folder"),
-        (glob, dict(out="null", raw=str(image_folder / "raw")), "inside the input folder"),
+        (str(image_folder), dict(out="null", raw=str(image_folder / "raw")), "inside the input folder"),
+        (glob, dict(out="null", raw=str(tmp_path)), "contains the input"),
         (str(image_folder), dict(out="null", raw=str(tmp_path)), "contains the input"),
         (str(image_folder / "f0.png"), dict(out="null", raw=str(image_folder / "f0.png")), "is the input"),
     ]

@@ -41,8 +41,8 @@ def _read_image(path: Path) -> np.ndarray:
 class ImageFolderSource(Source):
     """A naturally sorted list of image files, all of one size, timed at a fixed fps.
 
-    ``folders`` are the folders read (a folder or glob source), listed in ``info.inputs`` with
-    the files so that no output lands inside them.
+    ``folders`` are the folders read (a folder source, not a glob's), listed in ``info.inputs``
+    with the files so that no output lands inside them.
     """
 
     def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS,

@@ -77,9 +77,8 @@ def _open_path(path: Path, text: str, options: dict[str, Any], hwaccel: HWAccel 
     if not path.exists():
         if any(char in text for char in "*?["):
             chosen = _take_options(options, {"fps": DEFAULT_IMAGE_FPS}, "an image glob")
-            paths = image_paths_matching(text)
-            return ImageFolderSource(paths, label=text, name=Path(text).parent.resolve().name, fps=chosen["fps"],
-                                     folders=tuple(dict.fromkeys(path.parent for path in paths)))
+            return ImageFolderSource(image_paths_matching(text), label=text,
+                                     name=Path(text).parent.resolve().name, fps=chosen["fps"])
         raise SourceError(f"{text}: no such file or folder")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         chosen = _take_options(options, {"fps": DEFAULT_IMAGE_FPS}, "an image")
