@@ -16,10 +16,11 @@ def main() -> int:
     parser.add_argument("--task", default="seg")
     parser.add_argument("--layout", default="overlay")
     parser.add_argument("--record", default=None, help="also record the overlay to this .mp4")
+    parser.add_argument("--overwrite", "-y", action="store_true", help="replace an existing recording")
     args = parser.parse_args()
     try:
         summary = stream.run(args.camera, args.task, show=True, out=args.record,
-                             layout=args.layout, live=True)
+                             layout=args.layout, live=True, overwrite=args.overwrite)
     except DenseStreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

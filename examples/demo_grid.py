@@ -17,12 +17,13 @@ def main() -> int:
     parser.add_argument("out", nargs="?", default="demo_grid.mp4")
     parser.add_argument("--init-box", default=None, help="also track this x,y,w,h target")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--overwrite", "-y", action="store_true", help="replace an existing OUT")
     args = parser.parse_args()
     tasks = "seg+depth,denoise" + (",track" if args.init_box else "")
     try:
         box = parse_box(args.init_box) if args.init_box else None
         summary = stream.run(args.source, tasks, out=args.out, layout="grid", init_box=box,
-                             max_frames=args.max_frames)
+                             max_frames=args.max_frames, overwrite=args.overwrite)
     except DenseStreamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 """`python -m stream ...` runs the densestream command without the installed console script."""
 
-from stream.cli import main
+from stream.launch import main
 
 main()

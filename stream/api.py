@@ -1,17 +1,18 @@
 """The Python API that the ``densestream`` command is a thin layer over."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 from nets.sizes import parse_size
 
-from .engine import select_device, set_cpu_threads
+from .engine import select_device, select_precision, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
 from .overlay.labels import CAMVID_CLASSES, class_ids
 from .hwcodecs import pick_decoder_accel, pick_encoder
-from .pipeline import Pipeline, ProgressCallback, stop_on_signals
+from .pipeline import Pipeline, ProgressCallback, check_run_options, stop_on_signals
 from .sinks import RawSink, WindowSink, open_sink
 from .sinks.video import VIDEO_FORMATS
 from .sources import open_source
@@ -25,11 +26,13 @@ RAW_FORMATS = {"png": "png16", "npy": "npy", "both": "both"}
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """'x,y,w,h' in pixels to a tuple; width and height must be positive."""
+    """'x,y,w,h' in pixels to a tuple; finite numbers, width and height positive."""
     try:
         x, y, w, h = (float(part) for part in text.split(","))
     except ValueError as exc:
         raise DenseStreamError(f"--init-box '{text}' is not x,y,w,h (four numbers)") from exc
+    if not all(math.isfinite(value) for value in (x, y, w, h)):
+        raise DenseStreamError(f"--init-box '{text}' must hold finite numbers")
     if w <= 0 or h <= 0:
         raise DenseStreamError(f"--init-box '{text}' needs a positive width and height")
     return x, y, w, h
@@ -76,7 +79,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                    init_box: tuple[float, float, float, float] | None = None,
                    refine: str | None = None, hud: bool | None = None, live: bool | None = None,
                    threads: int | None = None, hw_codecs: str = "auto", compile: str = "auto",
-                   infer_size: str | tuple[int, int] = "auto",
+                   infer_size: str | tuple[int, int] = "auto", overwrite: bool = False,
                    progress: ProgressCallback | None = None, opacity: float = 0.5,
                    classes: str | list[str | int] | None = None, palette: str = "contrast",
                    legend: str = "present", depth_range: str | tuple[float, float] | None = None,
@@ -96,7 +99,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``);
     ``infer_size`` where the seg/depth networks run: 'auto' (frames taller than the size the
     model was evaluated at are shrunk to it), 'native', or a (width, height); ``hud`` the status
-    line: None (default) in windows only, True in every output, False in none.
+    line: None (default) in windows only, True in every output, False in none; ``overwrite``
+    lets ``out`` and ``raw`` replace existing outputs (never an input, see
+    ``stream.sinks.safety``). Options are checked before any output is opened.
 
     Drawing: ``opacity`` of labels and blended depth (0..1); ``classes`` the classes to colour
     (names or ids, a list or 'Road,Car'; the rest keep the input's pixels); ``palette``
@@ -128,13 +133,17 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         raise DenseStreamError("nothing to write: give --out, --raw or --show")
     if threads is not None:
         set_cpu_threads(threads)
+    check_run_options(batch, max_frames)
     torch_device = select_device(device)
+    select_precision(torch_device, precision)
     encoder = pick_encoder(hw_codecs, torch_device, codec)
     encoding = _encoding(out, quality, preset, bitrate)
     out_size = parse_output_size(size)
     src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))
     sinks = []
     try:
+        if init_box is not None:
+            _check_box_in_frame(init_box, src.info)
         task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine, infer_size)
         names = task_obj.classes or list(CAMVID_CLASSES)
         try:
@@ -146,17 +155,19 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
                 depth_range=parse_depth_range(depth_range or task_obj.depth_range or (1.0, 80.0)))
         except ValueError as exc:
             raise DenseStreamError(str(exc)) from exc
+        raw_keys = _raw_keys(task_obj, raw, raw_probs, outputs)
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
         if out:
-            sinks.append(open_sink(out, out_info, codec=encoder, **encoding))
+            sinks.append(open_sink(out, out_info, codec=encoder, overwrite=overwrite, **encoding))
         if raw:
-            sinks.append(RawSink(raw, depth_format=RAW_FORMATS[raw_format]))
+            sinks.append(RawSink(raw, depth_format=RAW_FORMATS[raw_format], inputs=src.info.inputs,
+                                 overwrite=overwrite))
         if show:
             sinks.append(WindowSink(f"densestream: {src.info.name}"))
         return Pipeline(src, task_obj, renderer, sinks, device=torch_device, precision=precision,
                         batch=batch, max_frames=max_frames,
-                        raw_keys=_raw_keys(task_obj, raw, raw_probs, outputs), hud=hud, compile=compile,
+                        raw_keys=raw_keys, hud=hud, compile=compile,
                         progress=progress)
     except BaseException:
         for sink in sinks:
@@ -178,6 +189,13 @@ def _raw_keys(task: Task, raw: str | None, raw_probs: bool, outputs) -> tuple[st
     if "probs" in wanted:
         request_probabilities(task)
     return tuple(sorted(wanted))
+
+
+def _check_box_in_frame(box: tuple[float, float, float, float], info) -> None:
+    x, y, w, h = box
+    if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
+        raise DenseStreamError(f"--init-box {x:g},{y:g},{w:g},{h:g} lies outside the "
+                               f"{info.width}x{info.height} frame")
 
 
 def _display_size(task: Task, info) -> tuple[int, int]:

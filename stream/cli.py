@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -13,6 +14,7 @@ from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import DenseStreamError, describe_error
+from .launch import STARTING_MESSAGE, interrupt_on_signals, signalled
 from .tasks import TASK_NAMES, parse_infer_size
 
 
@@ -59,6 +61,8 @@ def main() -> None:
 @click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's shipped model).")
 @click.option("--out", default=None, help="Output video (.mp4/.mkv/.mov), image folder, or 'null'.")
 @click.option("--raw", default=None, help="Folder for raw outputs: label PNGs, depth PNG/NPY, tracks.csv.")
+@click.option("--overwrite", "-y", is_flag=True,
+              help="Replace an existing --out file or a non-empty --out/--raw folder (never an input).")
 @click.option("--show", is_flag=True, help="Show the result in a window (q or Esc quits).")
 @click.option("--layout", type=click.Choice(["overlay", "side-by-side", "grid"]), default="overlay",
               show_default=True)
@@ -92,26 +96,31 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings and errors (no progress, no summary).")
 @click.option("--json", "json_path", default=None,
               help="Write the run summary as JSON to this file ('-' for stdout), keys as stream.RunSummary.")
-def run(source, task, model, out, raw, show, layout, device, batch, precision, max_frames,
+def run(source, task, model, out, raw, overwrite, show, layout, device, batch, precision, max_frames,
         init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, quiet, json_path,
         **output_choices) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
     synth://drive, synth://pattern."""
-    from . import api
-
     progress = ProgressLine(enabled=sys.stderr.isatty() and not quiet)
+    interrupt_on_signals()
     try:
+        from . import api
+
         if json_path and json_path != "-":
             _write_text(json_path, "")  # an unwritable summary path fails now, not after the run
         box = api.parse_box(init_box) if init_box else None
         size = parse_infer_size(infer_size)
         pipeline = api.build_pipeline(
-            source, task, model=model, out=out, raw=raw, show=show, layout=layout,
+            source, task, model=model, out=out, raw=raw, overwrite=overwrite, show=show, layout=layout,
             device=device, precision=precision, batch=batch, max_frames=max_frames,
             init_box=box, refine=refine, hud=hud, live=live, threads=threads,
             hw_codecs=hw_codecs, compile=compile_choice, infer_size=size, progress=progress,
             **output_choices)
+    except KeyboardInterrupt:
+        raise SystemExit(interrupted_while_starting()) from None
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
+        if signalled():
+            raise SystemExit(interrupted_while_starting()) from None
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise SystemExit(_fail(describe_error(exc)))
@@ -119,6 +128,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
         click.echo("compiling the network with torch.compile (a minute or two on a CPU the first time, "
                    "seconds once cached)", err=True)
     with api.stop_on_signals(pipeline):
+        if signalled():
+            pipeline.stop(interrupted=True)
         summary = pipeline.run()
     progress.finish()
     if not quiet:
@@ -129,7 +140,8 @@ def run(source, task, model, out, raw, show, layout, device, batch, precision, m
     if summary.error:
         _fail(summary.error)
     elif summary.interrupted and not quiet:
-        click.echo("interrupted: outputs hold the frames processed so far", err=True)
+        click.echo(f"interrupted: {summary.discarded} queued frames discarded; outputs hold the frames "
+                   "processed so far", err=True)
     sys.exit(summary.exit_code)
 
 
@@ -151,6 +163,15 @@ def _write_text(path: str, text: str) -> None:
             handle.write(text)
     except OSError as error:
         raise DenseStreamError(f"cannot write the summary to {path}: {error.strerror or error}") from error
+
+
+def interrupted_while_starting() -> int:
+    """Ctrl-C or SIGTERM before the run began: one line, exit status 130 (further signals are
+    ignored while the process exits)."""
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, signal.SIG_IGN)
+    click.echo(STARTING_MESSAGE, err=True)
+    return 130
 
 
 def _fail(message: str) -> int:

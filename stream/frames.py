@@ -37,8 +37,12 @@ class Frame:
 
 @dataclass(slots=True)
 class StreamInfo:
-    """What a source knows about its stream before the first frame arrives; ``width`` and
-    ``height`` are the first frame's, and the only ones unless ``sizes_vary`` (image folders)."""
+    """What a source knows about its stream before the first frame arrives.
+
+    ``width`` and ``height`` are the first frame's, and the only ones unless ``sizes_vary``
+    (image folders). ``inputs`` names the local files and folders the source reads, so that
+    outputs can refuse to overwrite them.
+    """
 
     width: int
     height: int
@@ -49,3 +53,4 @@ class StreamInfo:
     audio_source: str | None = None
     name: str = "stream"
     sizes_vary: bool = False
+    inputs: tuple[str, ...] = ()

@@ -33,6 +33,14 @@ def _attach_track_row(outputs: dict) -> None:
         outputs["box"] = (x, y, w, h, score, lost)
 
 
+def check_run_options(batch: int, max_frames: int | None) -> None:
+    """Refuse a batch size or frame limit below 1 (before anything is opened)."""
+    if batch < 1:
+        raise DenseStreamError("--batch must be at least 1")
+    if max_frames is not None and max_frames < 1:
+        raise DenseStreamError("--max-frames must be at least 1")
+
+
 class _SinkWorker:
     """Feeds one sink from its own bounded queue in its own thread; when ``hud_text`` is given,
     each frame gets the status line drawn on its own copy just before the sink takes it."""
@@ -84,10 +92,7 @@ class Pipeline:
                  precision: str = "auto", batch: int = 1, max_frames: int | None = None,
                  raw_keys: tuple[str, ...] = (), hud: bool | None = None, queue_size: int = 8,
                  compile: str = "off", progress: ProgressCallback | None = None) -> None:
-        if batch < 1:
-            raise DenseStreamError("--batch must be at least 1")
-        if max_frames is not None and max_frames < 1:
-            raise DenseStreamError("--max-frames must be at least 1")
+        check_run_options(batch, max_frames)
         self.source = source
         self.task = task
         self.sinks = list(sinks)
@@ -130,11 +135,31 @@ class Pipeline:
             return known
         return self.max_frames if known is None else min(known, self.max_frames)
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` or ``abort()`` was called or the run is ending."""
+        return self._stop.is_set()
+
     def stop(self, interrupted: bool = True) -> None:
-        """Ask the run to finish early (safe from signal handlers and other threads)."""
+        """Finish early: frames still queued for the device are discarded (the summary counts
+        them), the frames already on the device are finished and written, outputs finalised.
+        Safe from signal handlers and other threads."""
         self._interrupted = self._interrupted or interrupted
         self._stop.set()
-        self.frames.close()
+        self.frames.cancel()
+
+    def abort(self) -> None:
+        """Stop at once (a second Ctrl-C): nothing more is processed or written, and outputs
+        skip their slow finishing steps (the MP4 remux) but stay playable."""
+        self._interrupted = True
+        for sink in self.sinks:
+            if hasattr(sink, "finish_quickly"):
+                sink.finish_quickly = True
+        self._abort.set()
+        self._stop.set()
+        self.frames.cancel()
+        for worker in self._workers:
+            worker.buffer.cancel()
 
     def _record(self, exc: BaseException) -> None:
         with self._error_lock:
@@ -151,8 +176,8 @@ class Pipeline:
         try:
             iterator = iter(self.source)
             while not self._stop.is_set():
-                if self.max_frames is not None and self.stats.frames_in >= self.max_frames:
-                    break
+                if not self.live and self.max_frames is not None and self.stats.frames_in >= self.max_frames:
+                    break  # live input reads on: frames it drops do not count (see _deliver)
                 started = time.perf_counter()
                 frame = next(iterator, None)
                 self.stats.add_busy("decode", time.perf_counter() - started)
@@ -185,15 +210,21 @@ class Pipeline:
             batch.append(item)
         return batch
 
+    def _limit_reached(self) -> bool:
+        """``max_frames`` counts frames written, so live input that drops frames still gets them all."""
+        return self.max_frames is not None and self.stats.frames_out >= self.max_frames
+
     def _deliver(self, results: list[StageResult]) -> Iterator[StageResult]:
         for result in results:
+            if self._limit_reached():
+                return
             self.stats.frame_out(result.frame.captured)
             _attach_track_row(result.outputs)
             for worker in self._workers:
                 worker.buffer.put(result)
             if self.progress is not None:
                 self.progress(self.stats.frames_out, self.total, self.stats.recent_fps())
-            if any(getattr(sink, "stop_requested", False) for sink in self.sinks):
+            if self._limit_reached() or any(getattr(sink, "stop_requested", False) for sink in self.sinks):
                 self.stop(interrupted=False)
             yield result
 
@@ -264,7 +295,8 @@ class Pipeline:
 
 @contextlib.contextmanager
 def stop_on_signals(pipeline: Pipeline):
-    """While active, SIGINT and SIGTERM stop ``pipeline`` gracefully (main thread only)."""
+    """While active, SIGINT and SIGTERM stop ``pipeline`` gracefully and a second one aborts it
+    (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -272,7 +304,10 @@ def stop_on_signals(pipeline: Pipeline):
     previous = {sig: signal.getsignal(sig) for sig in handled}
 
     def handler(signum, _frame):
-        pipeline.stop(interrupted=True)
+        if pipeline.stopping:
+            pipeline.abort()
+        else:
+            pipeline.stop(interrupted=True)
 
     for sig in handled:
         signal.signal(sig, handler)

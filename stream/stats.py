@@ -28,6 +28,11 @@ class RunSummary:
         return self.frames_out / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def discarded(self) -> int:
+        """Frames read but never processed: left in the queue when the run was stopped."""
+        return max(0, self.frames_in - self.frames_out - self.dropped)
+
+    @property
     def exit_code(self) -> int:
         if self.error:
             return 1

@@ -160,6 +160,20 @@ def test_inputs_from_globs_and_list_files_without_the_output_folder(tree, tmp_pa
         find_inputs([str(tree / "a.mp4"), str(twin / "a.mkv")])
 
 
+def test_an_output_that_would_replace_an_input_is_refused_before_anything_runs(tree, tmp_path):
+    before = (tree / "a.mp4").read_bytes()
+    with pytest.raises(DenseStreamError, match="is the input"):
+        stream.batch(str(tree / "a.mp4"), TASK, tree)
+    assert (tree / "a.mp4").read_bytes() == before and not (tree / MANIFEST_NAME).exists()
+    (tmp_path / "x").mkdir()
+    make_video(tmp_path / "x" / "y.mp4", frames=1)
+    make_video(tmp_path / "x.mp4", frames=1)
+    with pytest.raises(DenseStreamError, match="would replace the input"):
+        stream.batch([str(tmp_path / "x.mp4"), str(tmp_path / "x" / "y.mp4")], TASK, tmp_path,
+                     video=False, raw=True)
+    assert (tmp_path / "x" / "y.mp4").exists()
+
+
 def test_command_lists_failures_and_exits_1(tree, tmp_path):
     result = CliRunner().invoke(main, ["batch", str(tree / "a.mp4"), str(tree / BROKEN), "--task", TASK,
                                        "--out-dir", str(tmp_path), "--max-frames", "2"])

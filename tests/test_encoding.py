@@ -13,22 +13,25 @@ SOURCE = "synth://pattern?frames=3&size=64x48"
 
 
 def test_defaults_are_constant_quality_with_each_encoders_own_scale():
-    assert encoder_settings("libx264").options == {"crf": "20", "preset": "veryfast", "profile": "high"}
+    assert encoder_settings("libx264").options == {"crf": "20", "preset": "veryfast", "profile": "high",
+                                                   "tune": "zerolatency"}
     assert encoder_settings("libx265").options["crf"] == "24"
     av1 = encoder_settings("libsvtav1", preset="slow")
-    assert av1.options == {"crf": "32", "preset": "4"}
+    assert av1.options == {"crf": "32", "preset": "4", "svtav1-params": "pred-struct=1"}
 
 
 def test_nvenc_settings_map_quality_and_presets(monkeypatch):
     monkeypatch.setattr(av, "codecs_available", {*av.codecs_available, "h264_nvenc"})
     settings = encoder_settings("h264_nvenc", crf=23, preset="slow")
-    assert settings.options == {"profile": "high", "preset": "p6", "rc": "vbr", "cq": "23"}
+    assert settings.options == {"profile": "high", "bf": "0", "delay": "0", "zerolatency": "1", "preset": "p6",
+                                "rc": "vbr", "cq": "23"}
     assert encoder_settings("h264_nvenc").options["preset"] == "p4"
 
 
 def test_bitrate_replaces_constant_quality():
     settings = encoder_settings("libx264", bitrate="2.5M")
     assert settings.bit_rate == 2_500_000 and "crf" not in settings.options
+    assert encoder_settings("libsvtav1", bitrate="1M").options["svtav1-params"] == "pred-struct=1:rc=2"
     assert parse_bitrate("800k") == 800_000 and parse_bitrate(4000) == 4000
     with pytest.raises(SinkError, match="bitrate"):
         parse_bitrate("fast")
@@ -59,6 +62,11 @@ def test_cli_writes_hevc_and_av1(tmp_path, codec, name):
     assert result.returncode == 0, result.stderr
     decoded, width, height, frames = probe(out)
     assert name in decoded and (width, height, frames) == (96, 64, 3)
+    # The crash-safe recording was rewritten into a regular file (index first), tag kept.
+    data = out.read_bytes()
+    assert b"moof" not in data and data.find(b"moov") < data.find(b"mdat")
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_tag == {"hevc": "hvc1", "av1": "av01"}[codec]
 
 
 def test_cli_quality_changes_the_file_and_bitrate_is_accepted(tmp_path):

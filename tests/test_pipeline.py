@@ -96,6 +96,14 @@ def test_max_frames_limits_the_run():
     assert summary.frames_out == 7 and len(sink.frames) == 7
 
 
+def test_max_frames_on_live_input_counts_frames_written_not_frames_dropped():
+    sink = RecordingSink()
+    summary = make(ListSource(400, live=True, interval=0.002), [sink], task=LumaTask(delay=0.03),
+                   max_frames=8).run()
+    assert summary.dropped > 0
+    assert summary.frames_out == len(sink.frames) == 8
+
+
 def test_frame_size_change_is_an_error():
     class Resizing(ListSource):
         def __iter__(self):

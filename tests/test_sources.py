@@ -1,6 +1,7 @@
 """Sources: video files, image folders, synth scenes, live streams, and every error path."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from fractions import Fraction
@@ -341,6 +342,50 @@ def test_live_camera_machinery_stamps_microseconds_and_reconnects(tmp_path):
     assert [f.index for f in frames] == list(range(12))
     assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
     assert len(frames) + source.dropped > 5  # the 5-frame "camera" was reopened after it ended
+
+
+def test_live_outages_and_reconnects_are_reported(tmp_path):
+    clip = make_video(tmp_path / "cam.avi", frames=5, codec="mjpeg", pix_fmt="yuvj420p")
+    attempts = []
+
+    def connect():
+        attempts.append(1)
+        if len(attempts) == 2:
+            raise SourceError("cam: cannot open the device")
+        return CameraSession(str(clip.path), "cam", None, None, None)
+
+    source = LiveSource(connect, label="cam", name="cam", policy=ReconnectPolicy(retry_delay=0.01))
+    with pytest.warns(UserWarning) as caught, source:
+        [frame for frame, _ in zip(source, range(8))]
+    messages = [str(warning.message) for warning in caught]
+    assert re.fullmatch(r"cam: no frames since \d\d:\d\d:\d\d \(stream ended\); reconnecting", messages[0])
+    assert messages[1].startswith("cam: reconnect attempt 1 of 10 failed") and "cannot open the device" in messages[1]
+    assert re.fullmatch(r"cam: back after an outage of \d+\.\d s \(reconnect attempt 2\).*", messages[2])
+
+
+class _Silent:
+    """A session that connects but yields nothing: the stream has not started yet."""
+
+    fps = None
+
+    def read(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def test_a_failed_first_read_is_retried_like_an_outage(tmp_path):
+    clip = make_video(tmp_path / "cam.avi", frames=5, codec="mjpeg", pix_fmt="yuvj420p")
+    sessions = iter([_Silent(), _Silent(), CameraSession(str(clip.path), "cam", None, None, None)])
+    with pytest.warns(UserWarning, match=r"cam: first read failed \(connected but received no frame\); retry 2 of 5"):
+        source = LiveSource(lambda: next(sessions), label="cam", name="cam",
+                            policy=ReconnectPolicy(attempts=5, retry_delay=0.01))
+    with source:
+        assert (source.info.width, source.info.height) == (64, 48)
+    with pytest.raises(SourceError, match=r"cam: connected but received no frame \(retried 2 time"), \
+            pytest.warns(UserWarning):
+        LiveSource(_Silent, label="cam", name="cam", policy=ReconnectPolicy(attempts=2, retry_delay=0.01))
 
 
 # ---------------------------------------------------------------------------- network

@@ -87,6 +87,23 @@ def _inside(path: Path, folder: Path | None) -> bool:
     return folder is not None and path.is_relative_to(folder)
 
 
+def check_outputs_spare_inputs(inputs: list[Input], out: Path, video: bool, raw: bool) -> None:
+    """Refuse a batch whose output for one video would be another input (``OUT/a.mp4`` when
+    ``OUT/a.mp4`` is itself named as an input) or a raw folder holding one, since moving the
+    outputs into place would replace it."""
+    paths = {item.path.resolve(): item.path for item in inputs}
+    folders = {parent: item.path for item in inputs for parent in item.path.resolve().parents}
+    for item in inputs:
+        target = (out / f"{item.stem}.mp4").resolve()
+        if video and target in paths:
+            raise DenseStreamError(f"output {target} is the input {paths[target]}; choose another --out-dir")
+        folder = (out / item.stem).resolve()
+        if raw and (folder in paths or folder in folders):
+            other = paths.get(folder) or folders[folder]
+            raise DenseStreamError(f"raw output folder {folder} would replace the input {other}; "
+                                   "choose another --out-dir")
+
+
 def _check_unique_outputs(inputs: list[Input]) -> None:
     """Two inputs whose outputs would land on the same name (clip.mp4 and clip.mkv) are refused."""
     seen: dict[str, Input] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DenseStreamError
-from .inputs import Input, find_inputs
+from .inputs import Input, check_outputs_spare_inputs, find_inputs
 from .job import STAGING, Job
 from .local import run_local
 from .manifest import DONE, FAILED, INTERRUPTED, Manifest, Record
@@ -85,6 +85,7 @@ def batch(inputs: str | os.PathLike | list, task: str, out_dir: str | os.PathLik
     out = Path(out_dir).resolve()
     specs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     found = find_inputs(specs, exclude=out)
+    check_outputs_spare_inputs(found, out, video, raw)
     manifest = Manifest(out)
     started = time.monotonic()
     records: list[Record] = []

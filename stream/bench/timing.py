@@ -74,10 +74,11 @@ def time_model(task: Task, images: list[np.ndarray], frames: int, device: torch.
 
 def run_pipeline(clip: Path, task: Task, out: str, frames: int, device: torch.device,
                  precision: str, batch: int, live: bool = False):
-    """Run the real pipeline over the clip; returns (summary, wall seconds incl. finalising)."""
+    """Run the real pipeline over the clip; returns (summary, wall seconds incl. finalising).
+    Each repeat replaces the previous repeat's output file in the benchmark's own folder."""
     started = time.perf_counter()
     pipeline = build_pipeline(str(clip), task, out=out, device=device, precision=precision,
-                              batch=batch, max_frames=frames, live=live, compile="off")
+                              batch=batch, max_frames=frames, live=live, compile="off", overwrite=True)
     summary = pipeline.run()
     seconds = time.perf_counter() - started
     if summary.error:

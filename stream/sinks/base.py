@@ -6,6 +6,7 @@ import os
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -15,18 +16,22 @@ import numpy as np
 from stream.errors import SinkError, one_line
 from stream.frames import Frame
 
+from .safety import claim_output, write_file
+
 
 class Sink(ABC):
     """Common behaviour: frame counting, write-after-close errors, thread- and signal-safe close.
 
     ``close()`` from another thread waits for a write in progress to finish; ``close()`` from a
     signal handler that interrupted this sink's own ``write()`` is deferred to the end of that
-    write, so the frame being written is never half-finalised.
+    write, so the frame being written is never half-finalised. ``finish_quickly`` asks ``close()``
+    to skip slow steps that the output does not need to stay usable.
     """
 
     def __init__(self) -> None:
         self.frames_written = 0
         self.stop_requested = False
+        self.finish_quickly = False
         self._closed = False
         self._lock = threading.Lock()
         self._writing_thread: int | None = None
@@ -95,8 +100,11 @@ def frame_name(frame: Frame) -> str:
     return name
 
 
-def prepare_directory(directory: Path) -> Path:
-    """Create ``directory`` if needed and check that files can be written into it."""
+def prepare_directory(directory: Path, inputs: Iterable[str | os.PathLike[str]] = (),
+                      overwrite: bool = False) -> Path:
+    """Claim ``directory`` (see ``claim_output``), create it if needed and check that files can
+    be written into it."""
+    claim_output(directory, inputs, overwrite, folder=True)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
@@ -107,12 +115,14 @@ def prepare_directory(directory: Path) -> Path:
 
 
 def write_image(path: Path, image: np.ndarray, params: list[int]) -> None:
+    """Encode ``image`` in the format its suffix names and write the whole file or fail."""
     try:
-        written = cv2.imwrite(str(path), image, params)
+        encoded, data = cv2.imencode(path.suffix, image, params)
     except cv2.error as error:
         raise SinkError(f"cannot write {path}: {one_line(str(error))}") from error
-    if not written:
-        raise SinkError(f"cannot write {path}")
+    if not encoded:
+        raise SinkError(f"cannot write {path}: OpenCV could not encode the image")
+    write_file(path, data.tobytes())
 
 
 def check_rgb(image: np.ndarray, where: str) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""Per-encoder settings for video files: constant quality (CRF), speed preset, or a bitrate."""
+"""Per-encoder settings for video files: constant quality (CRF), speed preset, or a bitrate.
+
+Every encoder runs without delay (no B-frames, no look-ahead): a frame's packet comes out of
+the encoder with the frame, so a crash-safe recording (``stream.sinks.fragments``) holds every
+frame encoded so far.
+"""
 from __future__ import annotations
 
 import os
@@ -28,17 +33,25 @@ class _Encoder:
     nvenc: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     tag: str | None = None
+    low_delay: dict[str, str] = field(default_factory=dict)  # options that drop the encoder's delay
 
 
 _NVENC_PRESETS = ("p1", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p7", "p7")
+_ZERO_LATENCY = {"tune": "zerolatency"}
+_NVENC_ZERO_LATENCY = {"bf": "0", "delay": "0", "zerolatency": "1"}
+SVT_LOW_DELAY = "pred-struct=1"
+"""SVT-AV1's low-delay prediction structure; with a bitrate it needs constant bitrate (rc=2)."""
 ENCODERS = {
-    "libx264": _Encoder("h264", (0, 51, 20), extra={"profile": "high"}),
+    "libx264": _Encoder("h264", (0, 51, 20), extra={"profile": "high"}, low_delay=_ZERO_LATENCY),
     "libx265": _Encoder("hevc", (0, 51, 24), extra={"profile": "main", "x265-params": "log-level=error"},
-                        tag="hvc1"),
-    "libsvtav1": _Encoder("av1", (1, 63, 32), presets=("12", "11", "10", "9", "8", "6", "4", "3", "2", "1")),
-    "h264_nvenc": _Encoder("h264", (0, 51, 20), _NVENC_PRESETS, "fast", True, {"profile": "high"}),
-    "hevc_nvenc": _Encoder("hevc", (0, 51, 24), _NVENC_PRESETS, "fast", True, {"profile": "main"}, tag="hvc1"),
-    "av1_nvenc": _Encoder("av1", (0, 51, 30), _NVENC_PRESETS, "fast", True),
+                        tag="hvc1", low_delay=_ZERO_LATENCY),
+    "libsvtav1": _Encoder("av1", (1, 63, 32), presets=("12", "11", "10", "9", "8", "6", "4", "3", "2", "1"),
+                          low_delay={"svtav1-params": SVT_LOW_DELAY}),
+    "h264_nvenc": _Encoder("h264", (0, 51, 20), _NVENC_PRESETS, "fast", True, {"profile": "high"},
+                           low_delay=_NVENC_ZERO_LATENCY),
+    "hevc_nvenc": _Encoder("hevc", (0, 51, 24), _NVENC_PRESETS, "fast", True, {"profile": "main"}, tag="hvc1",
+                           low_delay=_NVENC_ZERO_LATENCY),
+    "av1_nvenc": _Encoder("av1", (0, 51, 30), _NVENC_PRESETS, "fast", True, low_delay=_NVENC_ZERO_LATENCY),
 }
 """Encoders densestream drives, by FFmpeg name (software first, then NVIDIA's)."""
 
@@ -82,7 +95,7 @@ def encoder_settings(encoder: str, crf: int | None = None, preset: str | None = 
         raise SinkError(f"unknown preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
     if encoder == "libsvtav1":
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told errors only
-    options = dict(spec.extra)
+    options = {**spec.extra, **spec.low_delay}
     options["preset"] = spec.presets[X264_PRESETS.index(preset)] if spec.presets else preset
     rate = None if bitrate is None else parse_bitrate(bitrate)
     if spec.nvenc:
@@ -91,4 +104,6 @@ def encoder_settings(encoder: str, crf: int | None = None, preset: str | None = 
             options["cq"] = str(crf)
     elif rate is None:
         options["crf"] = str(crf)
+    elif encoder == "libsvtav1":
+        options["svtav1-params"] = f"{SVT_LOW_DELAY}:rc=2"
     return EncoderSettings(options, rate, spec.tag)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -16,14 +17,19 @@ IMAGE_EXTENSIONS = ("png", "jpg")
 
 
 class ImageFolderSink(Sink):
-    """One overlay image per frame, ``<dir>/<frame name>.<ext>`` (png lossless, jpg quality 95)."""
+    """One overlay image per frame, ``<dir>/<frame name>.<ext>`` (png lossless, jpg quality 95).
 
-    def __init__(self, directory: str | os.PathLike[str], ext: str = "png") -> None:
+    The folder is claimed as in ``claim_output`` (``inputs``: the run's input paths; a folder
+    that is not empty needs ``overwrite``); each image is written completely or not at all.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], ext: str = "png", *,
+                 inputs: Sequence[str | os.PathLike[str]] = (), overwrite: bool = False) -> None:
         super().__init__()
         self.ext = ext.lower().lstrip(".")
         if self.ext not in IMAGE_EXTENSIONS:
             raise SinkError(f"unknown image format {ext!r}: use one of {', '.join(IMAGE_EXTENSIONS)}")
-        self.directory = prepare_directory(Path(directory))
+        self.directory = prepare_directory(Path(directory), inputs, overwrite)
 
     def describe(self) -> str:
         return f"image folder {self.directory}"

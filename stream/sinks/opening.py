@@ -14,14 +14,16 @@ from .video import VIDEO_FORMATS, VideoSink
 from .window import WindowSink
 
 
-def open_sink(target: str, info: StreamInfo, codec: str | None = None, **options) -> Sink:
+def open_sink(target: str, info: StreamInfo, codec: str | None = None, *, overwrite: bool = False,
+              **options) -> Sink:
     """Build the sink a CLI-style target names.
 
     ``null`` -> NullSink; ``window`` or ``show`` -> WindowSink (title defaults to the stream name);
     ``*.mp4|*.mkv|*.mov`` -> VideoSink; an existing directory, a path ending in a slash or a path
     without extension -> ImageFolderSink. ``codec`` (the encoder, see
     ``stream.hwcodecs.pick_encoder``) applies to video files and is ignored by the others;
-    ``options`` go to the chosen sink's constructor.
+    ``overwrite`` lets files and folders replace existing ones (never the inputs named in
+    ``info.inputs``); ``options`` go to the chosen sink's constructor.
     """
     if target == "null":
         return _build(NullSink, **options)
@@ -30,9 +32,10 @@ def open_sink(target: str, info: StreamInfo, codec: str | None = None, **options
     path = Path(target)
     suffix = path.suffix.lower()
     if target.endswith(("/", os.sep)) or path.is_dir() or not suffix:
-        return _build(ImageFolderSink, path, **options)
+        return _build(ImageFolderSink, path, inputs=info.inputs, overwrite=overwrite, **options)
     if suffix in VIDEO_FORMATS:
-        return _build(VideoSink, path, info, **({"codec": codec} if codec else {}), **options)
+        return _build(VideoSink, path, info, overwrite=overwrite, **({"codec": codec} if codec else {}),
+                      **options)
     raise SinkError(
         f"unknown output extension {suffix!r} in {target!r}: use a .mp4, .mkv or .mov file, "
         "a directory, 'null' or 'window'"

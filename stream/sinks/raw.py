@@ -1,7 +1,9 @@
 """Raw predictions per frame: label maps, depth in millimetres or metres, track rows."""
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ from stream.errors import SinkError
 from stream.frames import Frame
 
 from .base import Sink, array_summary, frame_name, is_array, prepare_directory, write_image
+from .safety import write_file
 
 DEPTH_FORMATS = ("png16", "npy", "both")
 TRACKS_HEADER = "frame,x,y,w,h,score,lost\n"
@@ -25,15 +28,20 @@ class RawSink(Sink):
     - ``probs`` (C x H x W float class probabilities) -> ``<name>_probs.npy`` as float16.
     - ``box`` (x, y, w, h, score, lost) -> one row of ``tracks.csv``, flushed at once so a
       killed run keeps every row written.
+
+    The folder is claimed as in ``claim_output`` (``inputs``: the run's input paths; a folder
+    that is not empty needs ``overwrite``); each map file is written completely or not at all,
+    and a write that fails (a full disk) raises ``SinkError``.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], depth_format: str = "png16") -> None:
+    def __init__(self, directory: str | os.PathLike[str], depth_format: str = "png16", *,
+                 inputs: Sequence[str | os.PathLike[str]] = (), overwrite: bool = False) -> None:
         super().__init__()
         if depth_format not in DEPTH_FORMATS:
             choices = ", ".join(DEPTH_FORMATS)
             raise SinkError(f"unknown depth format {depth_format!r}: use one of {choices}")
         self.depth_format = depth_format
-        self.directory = prepare_directory(Path(directory))
+        self.directory = prepare_directory(Path(directory), inputs, overwrite)
         self._tracks = None
 
     def describe(self) -> str:
@@ -61,10 +69,9 @@ class RawSink(Sink):
             self._append_track(frame.index, box)
 
     def _save_npy(self, path: Path, array: np.ndarray) -> None:
-        try:
-            np.save(path, array)
-        except OSError as error:
-            raise SinkError(f"cannot write {path}: {error.strerror or error}") from error
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        write_file(path, buffer.getvalue())
 
     def _append_track(self, index: int, box: tuple) -> None:
         if len(box) != 6:

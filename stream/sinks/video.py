@@ -1,8 +1,11 @@
 """Video files (.mp4/.mkv/.mov; H.264, HEVC or AV1) that keep the source's timestamps and audio."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,11 +19,15 @@ from stream.hwcodecs import SOFTWARE_ENCODER
 from .audio import AudioTrack
 from .base import Sink, check_rgb
 from .encoders import encoder_settings
+from .fragments import FRAGMENTED_FORMATS, recording_options, remux_faststart, trim_to_whole_fragments
+from .safety import PendingFile, claim_output
 
 log = logging.getLogger(__name__)
 
 VIDEO_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov"}
 """Video file extensions and the FFmpeg muxer that writes each."""
+SYNC_SECONDS = 1.0
+"""How often a recording is pushed from the page cache to the disk (fsync)."""
 
 
 class VideoSink(Sink):
@@ -31,7 +38,10 @@ class VideoSink(Sink):
     instead; ``preset`` an x264 speed name, mapped onto the encoder's own scale.
 
     Each output frame gets the input frame's pts (in the input time base), so variable frame rate
-    and gaps survive; MP4/MOV get ``+faststart`` so browsers can play them while downloading.
+    and gaps survive. The file is recorded crash-safe (see ``stream.sinks.fragments``: every
+    frame is on disk once encoded, without encoder delay, and synced to the disk about once a
+    second); a normal close rewrites MP4/MOV by stream copy into a regular file with its index
+    at the front, so browsers play and seek it.
     The source's audio is stream-copied (re-encoded to AAC only if the container cannot hold it)
     and interleaved by time; when the run stops before the source ends, audio past the last video
     frame is left out so both tracks end together. Encoding happens in the caller's thread.
@@ -46,6 +56,8 @@ class VideoSink(Sink):
         preset: str | None = None,
         codec: str = SOFTWARE_ENCODER,
         bitrate: str | int | None = None,
+        inputs: Sequence[str | os.PathLike[str]] = (),
+        overwrite: bool = False,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -56,27 +68,36 @@ class VideoSink(Sink):
         self._time_base = Fraction(info.time_base)
         if self._time_base <= 0:
             raise SinkError(f"cannot write {self.path}: time base {info.time_base} is not positive")
-        _probe_writable_file(self.path)
+        audio = (info.audio_source,) if info.audio_source else ()
+        claim_output(self.path, (*info.inputs, *audio, *inputs), overwrite, folder=False)
+        self._file = PendingFile(self.path)
         try:
             self._container = av.open(
-                str(self.path),
+                str(self._file.path),
                 "w",
                 format=container_format,
-                container_options=_container_options(container_format),
+                container_options=recording_options(container_format),
             )
         except (av.FFmpegError, OSError) as error:
+            self._file.discard()
             raise SinkError(f"cannot create video file {self.path}: {error}") from error
+        self._format = container_format
+        self._sync_fd = os.open(self._file.path, os.O_RDONLY)
+        self._synced = time.monotonic()
+        self._write_failed = False
         self._video: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self._last_pts: int | None = None
         self._last_step = 0
         self._warned_pts = False
+        self._held: av.Packet | None = None
         self._audio: AudioTrack | None = None
         if info.audio_source:
             try:
                 self._audio = AudioTrack(info.audio_source, self._container, self.path.suffix)
             except SinkError:
                 self._container.close()
+                self._file.discard()
                 raise
 
     def describe(self) -> str:
@@ -104,9 +125,37 @@ class VideoSink(Sink):
             packets = self._video.encode(video_frame)
             if self._audio is not None:
                 self._audio.mux_until(pts * self._time_base)
-            self._container.mux(packets)
+            self._mux_video(packets)
         except (av.FFmpegError, OSError, ValueError) as error:
+            self._write_failed = True
             raise SinkError(f"cannot write frame {frame.index} to {self.path}: {error}") from error
+        self._file.publish()
+        self._sync_now_and_then()
+
+    def _mux_video(self, packets: list[av.Packet], last: bool = False) -> None:
+        """Mux each packet once the next one is known, with the gap to it as its duration: a
+        fragment per frame stores durations, not timestamps, so they must be exact. ``last``
+        writes the held packet with the run's last frame interval."""
+        for packet in packets:
+            if self._held is not None:
+                self._held.duration = max(1, packet.dts - self._held.dts)
+                self._container.mux(self._held)
+            self._held = packet
+        if last and self._held is not None:
+            frame_rate = Fraction(self._info.fps).limit_denominator(1_000_000) if self._info.fps else None
+            fallback = round(1 / (frame_rate * self._time_base)) if frame_rate else 1
+            self._held.duration = max(1, self._last_step or fallback)
+            self._container.mux(self._held)
+            self._held = None
+
+    def _sync_now_and_then(self) -> None:
+        """Push what was written to the disk itself about once a second (power cuts)."""
+        now = time.monotonic()
+        if now - self._synced < SYNC_SECONDS:
+            return
+        self._synced = now
+        with contextlib.suppress(OSError):
+            os.fsync(self._sync_fd)
 
     def _open_video(self, width: int, height: int) -> None:
         """Add the video stream; its size is the first overlay's, rounded up to even numbers."""
@@ -164,21 +213,44 @@ class VideoSink(Sink):
 
     def _close(self) -> None:
         try:
+            self._finish_streams()
+        finally:
+            os.close(self._sync_fd)
+            if self.frames_written == 0 and self._file.replacing:
+                self._file.discard()
+            else:
+                self._file.publish()
+        if self.frames_written and self._format in FRAGMENTED_FORMATS and not self.finish_quickly:
+            try:
+                remux_faststart(self.path, self._format, lambda: self.finish_quickly)
+            except SinkError as error:
+                log.warning("%s; the recording stays fragmented (it plays, seeks more slowly)", error)
+
+    def _finish_streams(self) -> None:
+        """Flush the encoder and the rest of the audio and close the container; a file that a
+        failed write or close left cut off is trimmed to its last whole fragment."""
+        failure: Exception | None = None
+        try:
             if self._video is None:
                 self._open_video(self._info.width, self._info.height)
-            self._container.mux(self._video.encode(None))
+            self._mux_video(self._video.encode(None))
+            self._mux_video([], last=True)
             if self._audio is not None:
                 self._audio.mux_until(None if self._ran_to_the_end() else self._video_end())
             self._container.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as error:
-            raise SinkError(f"cannot finalise {self.path}: {error}") from error
+            failure = error
         finally:
             if self._audio is not None:
                 self._audio.close()
             try:
                 self._container.close()
             except (av.FFmpegError, OSError) as error:
-                raise SinkError(f"cannot finalise {self.path}: {error}") from error
+                failure = failure or error
+        if (failure or self._write_failed) and self._format in FRAGMENTED_FORMATS:
+            trim_to_whole_fragments(self._file.path)
+        if failure is not None:
+            raise SinkError(f"cannot finalise {self.path}: {failure}") from failure
 
 
 def _video_format(path: Path) -> str:
@@ -189,28 +261,6 @@ def _video_format(path: Path) -> str:
             f"use one of {', '.join(VIDEO_FORMATS)}"
         )
     return VIDEO_FORMATS[suffix]
-
-
-def _container_options(container_format: str) -> dict[str, str]:
-    """Muxer settings that keep the file browser-friendly and the source's timestamps unshifted.
-
-    MP4/MOV: index (moov) at the front so playback starts while downloading; their edit lists
-    already absorb B-frame and AAC-priming negative timestamps. Matroska has no edit lists, so
-    FFmpeg would otherwise shift every timestamp by the first negative one.
-    """
-    if container_format in ("mp4", "mov"):
-        return {"movflags": "+faststart"}
-    return {"avoid_negative_ts": "disabled"}
-
-
-def _probe_writable_file(path: Path) -> None:
-    """Create the parent directory and the (empty) file now, so a bad path fails before any work."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb"):
-            pass
-    except OSError as error:
-        raise SinkError(f"cannot create {path}: {error.strerror or error}") from error
 
 
 def _pad_to_even(image: np.ndarray) -> np.ndarray:

@@ -66,6 +66,7 @@ class VideoFileSource(Source):
                 live=False,
                 audio_source=location if self._container.streams.audio else None,
                 name=name,
+                inputs=(location,) if os.path.exists(location) else (),
             )
         except BaseException:
             self._container.close()

@@ -40,9 +40,14 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 class ImageFolderSource(Source):
-    """A naturally sorted list of image files of any sizes, timed at a fixed fps."""
+    """A naturally sorted list of image files of any sizes, timed at a fixed fps.
 
-    def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS) -> None:
+    ``folders`` are the folders read (a folder source, not a glob's), listed in ``info.inputs``
+    with the files so that no output lands inside them.
+    """
+
+    def __init__(self, paths: list[Path], *, label: str, name: str, fps: float = DEFAULT_IMAGE_FPS,
+                 folders: tuple[Path, ...] = ()) -> None:
         if not paths:
             raise SourceError(f"{label}: no image files found")
         self._paths = sorted(paths, key=lambda path: natural_key(str(path)))
@@ -62,6 +67,7 @@ class ImageFolderSource(Source):
             live=False,
             name=safe_name(name),
             sizes_vary=True,
+            inputs=tuple(str(path) for path in (*folders, *self._paths)),
         ))
 
     def _read(self) -> Picture | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,27 +115,51 @@ class _LiveTimeline:
         return out
 
 
+def _first_picture(connect: Callable[[], _Session], label: str, policy: ReconnectPolicy) -> tuple[_Session, Picture]:
+    """Connect and read the first picture. A first connection that fails is an error at once
+    (the address may simply be wrong); a first read that fails or ends is retried like a later
+    outage, with the same back-off and limits, one line per retry."""
+    session: _Session | None = connect()
+    started, delay, attempt = time.monotonic(), policy.retry_delay, 0
+    while True:
+        if session is not None:
+            try:
+                picture, reason = session.read(), "connected but received no frame"
+            except SourceError as error:
+                picture, reason = None, str(error).removeprefix(f"{label}: ")
+            except BaseException:
+                session.close()
+                raise
+            if picture is not None:
+                return session, picture
+            session.close()
+        if attempt >= policy.attempts or time.monotonic() - started + delay > policy.max_outage:
+            retried = f" (retried {attempt} time(s) in {time.monotonic() - started:.1f} s)" if attempt else ""
+            raise SourceError(f"{label}: {reason}{retried}")
+        attempt += 1
+        warnings.warn(f"{label}: first read failed ({reason}); retry {attempt} of {policy.attempts} in {delay:g} s")
+        time.sleep(delay)
+        delay = min(delay * 2, policy.max_delay)
+        try:
+            session = connect()
+        except SourceError as error:
+            session, reason = None, str(error).removeprefix(f"{label}: ")
+
+
 class LiveSource(Source):
     """A camera or network stream read by a background thread, with reconnect after outages."""
 
     def __init__(self, connect: Callable[[], _Session], *, label: str, name: str,
                  policy: ReconnectPolicy = ReconnectPolicy()) -> None:
         self._connect, self._label, self._policy = connect, label, policy
-        self._session = connect()
-        try:
-            self._first = self._session.read()
-        except BaseException:
-            self._session.close()
-            raise
-        if self._first is None:
-            self._session.close()
-            raise SourceError(f"{label}: connected but received no frame")
+        self._session, self._first = _first_picture(connect, label, policy)
         height, width = self._first.image.shape[:2]
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
         self._reader: threading.Thread | None = None
         self.reconnecting = False  # True while an outage lasts
         self.reconnects = 0  # sessions re-established after an outage
+        self._last_frame_at = self._first.captured
         super().__init__(StreamInfo(width=width, height=height, time_base=MICROSECOND, fps=self._session.fps,
                                     frame_count=None, live=True, name=name))
 
@@ -163,6 +188,7 @@ class LiveSource(Source):
             raise SourceError(f"{self._label}: frame size changed from {self.info.width}x{self.info.height} "
                               f"to {width}x{height}")
         picture.pts = self._timeline.stamp(picture.pts, picture.captured)
+        self._last_frame_at = picture.captured
         self._newest.put(picture)
 
     def _pump(self) -> None:
@@ -194,9 +220,13 @@ class LiveSource(Source):
                 session.close()
 
     def _reconnect(self, reason: str) -> _Session | None:
-        """A fresh session after backing off, None if closed meanwhile; SourceError on giving up."""
+        """A fresh session after backing off, None if closed meanwhile; SourceError on giving up.
+        Says when the stream went quiet and why, each failed attempt, and the outage once back."""
         policy = self._policy
         started = time.monotonic()
+        silent = started - self._last_frame_at
+        since = time.strftime("%H:%M:%S", time.localtime(time.time() - silent))
+        warnings.warn(f"{self._label}: no frames since {since} ({self._short(reason)}); reconnecting")
         delay = policy.retry_delay
         attempt = 0
         while attempt < policy.attempts and time.monotonic() - started < policy.max_outage:
@@ -204,12 +234,24 @@ class LiveSource(Source):
                 return None
             attempt += 1
             try:
-                return self._connect()
+                session = self._connect()
             except SourceError as error:
                 reason = str(error)
+                warnings.warn(f"{self._label}: reconnect attempt {attempt} of {policy.attempts} failed "
+                              f"{time.monotonic() - started + silent:.1f} s into the outage: {self._short(reason)}")
+            else:
+                outage = time.monotonic() - started + silent
+                lost = f", about {round(outage * self.info.fps)} frames missed" if self.info.fps else ""
+                warnings.warn(f"{self._label}: back after an outage of {outage:.1f} s "
+                              f"(reconnect attempt {attempt}){lost}")
+                return session
             delay = min(delay * 2, policy.max_delay)
         raise SourceError(f"{self._label}: lost and gave up after {attempt} reconnect attempt(s) in "
                           f"{time.monotonic() - started:.1f} s; last error: {reason}")
+
+    def _short(self, reason: str) -> str:
+        """An error message without this source's own label in front."""
+        return reason.removeprefix(f"{self._label}: ")
 
     def _release(self) -> None:
         self._newest.wake()

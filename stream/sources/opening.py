@@ -72,7 +72,8 @@ def _open_network(url: str, options: dict[str, Any]) -> Source:
 def _open_path(path: Path, text: str, options: dict[str, Any], hwaccel: HWAccel | None) -> Source:
     if path.is_dir():
         chosen = _take_options(options, {"fps": DEFAULT_IMAGE_FPS}, "an image folder")
-        return ImageFolderSource(image_paths_in(path), label=text, name=path.resolve().name, fps=chosen["fps"])
+        return ImageFolderSource(image_paths_in(path), label=text, name=path.resolve().name, fps=chosen["fps"],
+                                 folders=(path,))
     if not path.exists():
         if any(char in text for char in "*?["):
             chosen = _take_options(options, {"fps": DEFAULT_IMAGE_FPS}, "an image glob")
