@@ -83,6 +83,8 @@ _REDNET_KINDS = {"denoise": {"mode": "denoise"}, "jpeg": {"mode": "jpeg"}, "debl
 _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("lwrefinenet-mbv2-camvid", "lwrefinenet-mbv2", "nets.refinenet:lw_refinenet_mobilenet",
               "segment", CAMVID_CLASSES),
+    ModelSpec("lwrefinenet-mbv2-camvid-only", "lwrefinenet-mbv2", "nets.refinenet:lw_refinenet_mobilenet",
+              "segment", CAMVID_CLASSES),
     ModelSpec("lwrefinenet-r18-camvid", "lwrefinenet-r18", "nets.refinenet:lw_refinenet_resnet",
               "segment", CAMVID_CLASSES, kwargs={"depth": 18}),
     ModelSpec("lwrefinenet-r50-camvid", "lwrefinenet-r50", "nets.refinenet:lw_refinenet_resnet",
