@@ -255,3 +255,15 @@ def test_confusion_command_prints_camvid_and_idd_rows(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| Sky |" in out and "| sky |" in out and "IDD-lite held-out sequences (2 frames)" in out
     assert main(["confusion", "rednet-jpeg", "--camvid", str(camvid)]) == 1
+
+
+def test_a_later_stage_of_a_run_started_from_shipped_weights_still_names_them(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    first = recipe("seg-camvid", camvid_root=str(camvid), size=(32, 32), eval_size=(64, 48), batch=2, steps=1,
+                   warmup=0, init="zoo:lwrefinenet-mbv2-camvid", eval_every=0)
+    train(first, tmp_path / "stage1", command="train stage 1", log=lambda line: None)
+    second = dataclasses.replace(first, init=str(tmp_path / "stage1"))
+    train(second, tmp_path / "stage2", command="train stage 2", log=lambda line: None)
+    entry = export(tmp_path / "stage2", tmp_path / "weights", fps_frames=1)
+    assert entry["started_from"]["model"] == "lwrefinenet-mbv2-camvid"
+    assert entry["command"].endswith("&& train stage 1 && train stage 2")

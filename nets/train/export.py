@@ -93,6 +93,13 @@ def _shipped_start(chain: list[Path]) -> dict[str, Any] | None:
                         f"{first_line(exc)}") from None
 
 
+def _started_from(chain: list[Path], start: dict[str, Any] | None) -> dict[str, str] | None:
+    """The shipped model (name and sha256) the chain's first run started from, if any."""
+    if start is None:
+        return None
+    return {"model": run_recipe(chain[0]).init[len(ZOO_INIT):], "sha256": start["sha256"]}
+
+
 def _best_step(run_dir: Path) -> int:
     """The step of a run's best weights (what a later run starting from it received)."""
     try:
@@ -151,7 +158,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "seconds_per_train_step": round(record["seconds_per_step"], 3), "train_device": record["device"],
         "train_size": "x".join(map(str, recipe.size)), "eval_size": "x".join(map(str, recipe.eval_size)),
         "command": _command_history(chain, start),
-        "started_from": {"model": recipe.init[len(ZOO_INIT):], "sha256": start["sha256"]} if start else None,
+        "started_from": _started_from(chain, start),
         "export_command": export_command, "exported": date.today().isoformat(),
     }
     _write_manifest(weights_dir, recipe.model, entry)
