@@ -42,7 +42,7 @@ def confusion_tables(model: nn.Module, objective) -> str:
     for image, labels in zip(objective.val_split.images, objective.val_split.labels):
         logits, _ = predict_at(model, image, size, objective.normalise, objective.device)
         camvid.update(logits.argmax(1)[0].cpu(), torch.from_numpy(labels))
-    parts = [f"CamVid val, {size[0]}x{size[1]}: % of each true class's pixels\n",
+    parts = [f"CamVid val, {size[0]}x{size[1]}: % of each true class's pixels\n\n",
              markdown_rows(camvid.counts, list(CAMVID_CLASSES), CAMVID_ROWS)]
     if hasattr(objective, "idd_val"):
         to_group = torch.from_numpy(group_of_class())
@@ -51,6 +51,6 @@ def confusion_tables(model: nn.Module, objective) -> str:
             frame_size = infer_size(image.shape[1], image.shape[0], size[1])
             logits, _ = predict_at(model, image, frame_size, objective.normalise, objective.device)
             idd.update(to_group[logits.argmax(1)[0].cpu()], torch.from_numpy(labels.astype(np.int64)))
-        parts += [f"\n\nIDD-lite held-out sequences ({len(objective.idd_val)} frames): % of each true group's pixels\n",
+        parts += [f"\n\nIDD-lite held-out sequences ({len(objective.idd_val)} frames): % of each true group's pixels\n\n",
                   markdown_rows(idd.counts, list(IDD_GROUPS), IDD_ROWS)]
     return "".join(parts)
