@@ -15,7 +15,6 @@ instances, so a car seen above another in one column is drawn to the nearer one'
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from nets.train.data import VOID

@@ -30,8 +30,8 @@ from nets.world.frames import SyntheticFrames
 from nets.train.tracking import PairJitter, region_pair, response_labels, synthetic_pair
 from nets.zoo import ModelSpec
 
-__all__ = ["Objective", "SegmentationObjective", "JointObjective", "RestorationObjective", "TrackingObjective",
-           "make_objective"]
+__all__ = ["Objective", "SegmentationObjective", "SyntheticTowns", "JointObjective", "RestorationObjective",
+           "TrackingObjective", "make_objective"]
 
 
 class Objective(ABC):
@@ -137,13 +137,15 @@ class SegmentationObjective(Objective):
         return evaluate_segmentation(model, self.val_split, self.recipe.eval_size, self.normalise, self.device)
 
 
-class JointObjective(SegmentationObjective):
-    """Segmentation + depth: even steps are CamVid batches (labels only), odd steps synthetic
-    frames (labels and depth, berHu on non-sky pixels within ``max_depth``). Evaluation adds the
-    road-depth profile of the real dash-cam clip beside CamVid when that clip exists."""
+class SyntheticTowns:
+    """For depth objectives: the synthetic training towns (domain-randomised when the option
+    ``randomise`` is set) and the held-out towns, which must not overlap."""
 
-    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
-        super().__init__(recipe, model_spec, device, cache_dir)
+    options: dict
+    recipe: Recipe
+    cache_dir: Path
+
+    def check_towns(self) -> None:
         overlap = set(self.options["eval_towns"]) & set(self.options["train_towns"])
         if overlap:
             raise NetsError(f"held-out towns {sorted(overlap)} are also training towns")
@@ -151,12 +153,23 @@ class JointObjective(SegmentationObjective):
     @cached_property
     def train_frames(self) -> SyntheticFrames:
         return SyntheticFrames(self.options["train_towns"], int(self.options["frames_per_town"]),
-                               self.recipe.size, int(self.options["frame_step"]), self.cache_dir)
+                               self.recipe.size, int(self.options["frame_step"]), self.cache_dir,
+                               randomise=bool(self.options.get("randomise", False)))
 
     @cached_property
     def eval_frames(self) -> SyntheticFrames:
         return SyntheticFrames(self.options["eval_towns"], int(self.options["eval_frames_per_town"]),
                                self.recipe.eval_size, int(self.options["eval_frame_step"]), self.cache_dir)
+
+
+class JointObjective(SyntheticTowns, SegmentationObjective):
+    """Segmentation + depth: even steps are CamVid batches (labels only), odd steps synthetic
+    frames (labels and depth, berHu on non-sky pixels within ``max_depth``). Evaluation adds the
+    road-depth profile of the real dash-cam clip beside CamVid when that clip exists."""
+
+    def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
+        super().__init__(recipe, model_spec, device, cache_dir)
+        self.check_towns()
 
     def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
         if step % 2 == 0:

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nets.errors import NetsError
 from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
@@ -22,12 +21,11 @@ from nets.train.geometry import NO_ANCHOR, column_anchors, geometry_loss, surfac
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
 from nets.train.losses import berhu_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
-from nets.train.objectives import SegmentationObjective
+from nets.train.objectives import SegmentationObjective, SyntheticTowns
 from nets.train.photometric import Photometric, photometric
 from nets.train.recipes import Recipe
 from nets.train.roads import clip_sky_share, evaluate_idd_groups
 from nets.world import SKY_DEPTH
-from nets.world.frames import SyntheticFrames
 from nets.zoo import ModelSpec
 
 __all__ = ["RoadSegmentationObjective", "JointRoadObjective"]
@@ -119,7 +117,7 @@ class RoadSegmentationObjective(SegmentationObjective):
         return results
 
 
-class JointRoadObjective(RoadSegmentationObjective):
+class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
     """Segmentation + depth on real roads: a sample is a synthetic frame (exact labels and metric
     depth; berHu on non-sky pixels within ``max_depth``) with probability ``synth_share``, else a
     real CamVid or IDD-lite frame, whose depth is supervised by the scene geometry its labels
@@ -132,20 +130,7 @@ class JointRoadObjective(RoadSegmentationObjective):
 
     def __init__(self, recipe: Recipe, model_spec: ModelSpec, device: torch.device, cache_dir: Path) -> None:
         super().__init__(recipe, model_spec, device, cache_dir)
-        overlap = set(self.options["eval_towns"]) & set(self.options["train_towns"])
-        if overlap:
-            raise NetsError(f"held-out towns {sorted(overlap)} are also training towns")
-
-    @cached_property
-    def train_frames(self) -> SyntheticFrames:
-        return SyntheticFrames(self.options["train_towns"], int(self.options["frames_per_town"]), self.recipe.size,
-                               int(self.options["frame_step"]), self.cache_dir,
-                               randomise=bool(self.options["randomise"]))
-
-    @cached_property
-    def eval_frames(self) -> SyntheticFrames:
-        return SyntheticFrames(self.options["eval_towns"], int(self.options["eval_frames_per_town"]),
-                               self.recipe.eval_size, int(self.options["eval_frame_step"]), self.cache_dir)
+        self.check_towns()
 
     def synthetic_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         frame = self.train_frames.frame(int(rng.integers(len(self.train_frames))))
