@@ -1,0 +1,38 @@
+"""The shipped road models on the real dash-cam clip, through the product's own pipeline: the
+open blue sky is Sky (the CamVid-only weights called it Building), for seg and seg+depth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stream
+from nets.train.roads import CLIP_SKY_REGION
+from nets.zoo import CAMVID_CLASSES
+
+CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "solidWhiteRight.mp4"
+
+pytestmark = [pytest.mark.shared,
+              pytest.mark.skipif(not CLIP.is_file(), reason="shared data (solidWhiteRight.mp4) is absent")]
+
+
+@pytest.mark.parametrize("task", ["seg", "seg+depth"])
+def test_the_dash_cam_sky_is_labelled_sky(task, one_torch_thread):
+    x, y, w, h = CLIP_SKY_REGION
+    shares = []
+    for result in stream.build_pipeline(str(CLIP), task, out="null", max_frames=2, outputs=("labels",)):
+        labels = result.outputs["labels"]
+        assert labels.shape == (540, 960)
+        region = labels[y:y + h, x:x + w]
+        shares.append(float((region == CAMVID_CLASSES.index("Sky")).mean()))
+    assert len(shares) == 2 and min(shares) >= 0.95
+
+
+def test_the_camvid_only_weights_stay_available_and_call_that_sky_building(one_torch_thread):
+    x, y, w, h = CLIP_SKY_REGION
+    result = next(iter(stream.build_pipeline(str(CLIP), "seg", model="lwrefinenet-mbv2-camvid-only", out="null",
+                                             max_frames=1, outputs=("labels",))))
+    labels = result.outputs["labels"]
+    assert float((labels[y:y + h, x:x + w] == CAMVID_CLASSES.index("Building")).mean()) > 0.5
