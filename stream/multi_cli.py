@@ -109,12 +109,17 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
         timer.start()
     with stop_on_signals(engine):
         summary = engine.run()
+    echo_summary(summary)
+    if summary.interrupted and not summary.failed:
+        click.echo("interrupted: outputs hold the frames processed so far", err=True)
+    sys.exit(summary.exit_code)
+
+
+def echo_summary(summary) -> None:
+    """The per-stream summary table, then one ``error:`` line per failed stream and for the run."""
     for line in summary.lines():
         click.echo(line, err=True)
     for failed in summary.failed:
         click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
     if summary.error:
         click.echo(f"error: {summary.error}", err=True)
-    if summary.interrupted and not summary.failed:
-        click.echo("interrupted: outputs hold the frames processed so far", err=True)
-    sys.exit(summary.exit_code)

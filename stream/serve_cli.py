@@ -7,7 +7,7 @@ import sys
 import click
 
 from .errors import DenseStreamError, describe_error
-from .multi_cli import engine_option_decorators, engine_options, gather_sources
+from .multi_cli import echo_summary, engine_option_decorators, engine_options, gather_sources
 
 
 @click.command()
@@ -49,12 +49,7 @@ def serve(sources, list_file, host, port, record, raw, hls, tile_fps, **options)
         while not server.wait(0.5):
             pass
     summary = server.close()
-    for line in summary.lines():
-        click.echo(line, err=True)
-    for failed in summary.failed:
-        click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
-    if summary.error:
-        click.echo(f"error: {summary.error}", err=True)
+    echo_summary(summary)
     sys.exit(1 if summary.failed or summary.error else 0)
 
 
