@@ -161,6 +161,13 @@ class SyntheticTowns:
         return SyntheticFrames(self.options["eval_towns"], int(self.options["eval_frames_per_town"]),
                                self.recipe.eval_size, int(self.options["eval_frame_step"]), self.cache_dir)
 
+    @cached_property
+    def clip_frames(self) -> list[np.ndarray]:
+        """20 frames of the dash-cam clip for the road-depth profile; none in a clone without the
+        shared data."""
+        path = road_clip_path(self.recipe.camvid_root)
+        return read_clip(path) if path.is_file() else []
+
 
 class JointObjective(SyntheticTowns, SegmentationObjective):
     """Segmentation + depth: even steps are CamVid batches (labels only), odd steps synthetic
@@ -189,12 +196,6 @@ class JointObjective(SyntheticTowns, SegmentationObjective):
             valid = (truth < SKY_DEPTH) & (truth <= float(self.options["max_depth"]))
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
         return loss
-
-    @cached_property
-    def clip_frames(self) -> list[np.ndarray]:
-        """20 frames of the dash-cam clip next to CamVid; none in a clone without the shared data."""
-        path = road_clip_path(self.recipe.camvid_root)
-        return read_clip(path) if path.is_file() else []
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         results = evaluate_joint(model, self.val_split, self.eval_frames, self.recipe.eval_size,

@@ -165,19 +165,14 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         return loss + float(self.options["geometry_weight"]) * geometry_loss(
             depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]))
 
-    @cached_property
-    def road_clip(self) -> list[np.ndarray]:
-        path = road_clip_path(self.recipe.camvid_root)
-        return read_clip(path) if path.is_file() else []
-
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         size, max_depth = self.recipe.eval_size, float(self.options["max_depth"])
         results = evaluate_joint(model, self.val_split, self.eval_frames, size, max_depth, self.normalise,
                                  self.device)
         results.update(self.road_metrics(model))
         results.update(object_depth_checks(model, self.val_split, size, self.normalise, self.device))
-        if self.road_clip:
-            results.update(road_depth_profile(model, self.road_clip, size, self.normalise, self.device))
+        if self.clip_frames:
+            results.update(road_depth_profile(model, self.clip_frames, size, self.normalise, self.device))
         results["joint_score"] = float(np.mean([results["miou"], results["idd_group_miou"], results["synth_delta1"],
                                                 results.get("car_contact_within_25", 0.0)]))
         return results

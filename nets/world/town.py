@@ -99,7 +99,7 @@ class Town:
 
     def _generate(self, k: int) -> Block:
         rng = generator(self.seed, 10, k)
-        style, street = self.style, self.street
+        style = self.style
         start = k * style.block_length
         end = start + style.block_length
         cross = None
