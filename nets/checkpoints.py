@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -12,20 +14,40 @@ from nets.errors import NetsError, first_line
 
 __all__ = ["read_state_dict", "load_state_strict"]
 
+# Keys whose value is the state dict itself in training checkpoints (ours, Lightning/timm style,
+# DrSleep's light-weight-refinenet train script).
+_WRAPPERS = ("state_dict", "model", "segmenter")
+_NUMPY_SCALAR_TYPES = ("float64", "float32", "int64")
+
+
+def _numpy_scalars() -> AbstractContextManager:
+    """Let ``weights_only`` loading rebuild float64/float32/int64 NumPy scalars (e.g. the float64
+    ``best_val`` a train script saves next to the weights): numpy's scalar reconstructor, under
+    its NumPy 2 and NumPy 1 import paths, ``numpy.dtype`` and those three dtypes' classes. Only
+    while the context is open; arrays and every other object stay refused."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import scalar
+    dtype_classes = [type(np.dtype(name)) for name in _NUMPY_SCALAR_TYPES]
+    return torch.serialization.safe_globals([(scalar, "numpy._core.multiarray.scalar"),
+                                             (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtype_classes])
+
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Read a state dict safely (weights_only), unwrapping ``state_dict``/``model`` wrappers
-    and ``module.`` prefixes."""
+    """Read a state dict safely (weights_only, NumPy scalars allowed), unwrapping
+    ``state_dict``/``model``/``segmenter`` wrappers and ``module.`` prefixes."""
     path = Path(path)
     if not path.is_file():
         raise NetsError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with _numpy_scalars():
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise NetsError(f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
                         f"{first_line(exc)}") from None
-    while isinstance(data, Mapping) and any(isinstance(data.get(k), Mapping) for k in ("state_dict", "model")):
-        data = data["state_dict"] if isinstance(data.get("state_dict"), Mapping) else data["model"]
+    while isinstance(data, Mapping) and any(isinstance(data.get(k), Mapping) for k in _WRAPPERS):
+        data = next(data[k] for k in _WRAPPERS if isinstance(data.get(k), Mapping))
     if not isinstance(data, Mapping) or not data or not all(isinstance(v, Tensor) for v in data.values()):
         raise NetsError(f"checkpoint {path} does not hold a state dict of tensors")
     state = dict(data)

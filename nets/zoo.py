@@ -50,7 +50,8 @@ def numbered_classes(count: int) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ModelSpec:
     """What a named model is: its layout (``arch``), builder, task, classes and input
-    normalisation (mean/std on 0..1 RGB), plus shipped weights, their metrics, the input size
+    normalisation (mean/std on 0..1 RGB), the ``nets.siamese.SiamFCTracker`` settings a tracker's
+    weights are meant for (``tracker``), plus shipped weights, their metrics, the input size
     (width, height) those metrics were measured at, the CPU frames/s at 480x360 and the data they
     were trained on, from the manifest."""
 
@@ -63,6 +64,7 @@ class ModelSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     depth_range: tuple[float, float] | None = None
+    tracker: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
     sha256: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -206,12 +208,14 @@ def load(name: str, weights_dir: str | Path | None = None) -> tuple[nn.Module, M
 
 @dataclass(frozen=True)
 class _Layout:
-    """A published checkpoint layout: builder, task, the tensor giving the class count, kwargs."""
+    """A published checkpoint layout: builder, task, the tensor giving the class count (None for
+    a class-free tracker), builder kwargs and the tracker settings its weights were trained for."""
 
     builder: str
     task: str
-    head: str
+    head: str | None
     kwargs: Mapping[str, Any]
+    tracker: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _layouts() -> dict[str, _Layout]:
@@ -219,6 +223,9 @@ def _layouts() -> dict[str, _Layout]:
         "lwrefinenet-mbv2": _Layout("nets.refinenet:lw_refinenet_mobilenet", "segment", "segm.weight", {}),
         "joint-mbv2": _Layout("nets.multitask:joint_refinenet", "segment+depth", "segm.weight", {}),
         "mobilenet_v2": _Layout("nets.backbones:mobilenet_v2", "classify", "classifier.1.weight", {}),
+        # huanglianghua/siamfc-pytorch's AlexNetV1 + SiamFC head (siamfc_alexnet_e50.pth): the same
+        # network as ours; trained and published with the plain cross-correlation response.
+        "siamfc-alexnet": _Layout("nets.siamese:SiamFCNet", "track", None, {}, {"centre_exemplar": False}),
     }
     for depth in RESNET_CONFIGS:
         layouts[f"lwrefinenet-r{depth}"] = _Layout("nets.refinenet:lw_refinenet_resnet", "segment",
@@ -250,6 +257,8 @@ def _detect(state: Mapping[str, Tensor]) -> str | None:
         return "lwrefinenet-mbv2"
     if "features.0.0.weight" in state and "classifier.1.weight" in state:
         return "mobilenet_v2"
+    if "backbone.conv1.0.weight" in state and "backbone.conv5.0.weight" in state:
+        return "siamfc-alexnet"
     depth = _resnet_depth(state)
     if depth is None:
         return None
@@ -269,18 +278,28 @@ def _decoder_channels(arch: str, state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 
 def _spec_for(arch: str, layout: _Layout, num_classes: int, kwargs: Mapping[str, Any]) -> ModelSpec:
-    """The registered spec of the same layout and class count, else a generic one."""
+    """The registered spec of the same layout and class count, else a generic one; either with the
+    layout's tracker settings."""
     for registered in _REGISTRY.values():
         if registered.arch == arch and len(registered.classes) == num_classes:
-            return dataclasses.replace(registered, kwargs=dict(kwargs))
+            return dataclasses.replace(registered, kwargs=dict(kwargs), tracker=dict(layout.tracker))
     return ModelSpec(name=f"{arch}-imported", arch=arch, builder=layout.builder, task=layout.task,
-                     classes=numbered_classes(num_classes), kwargs=dict(kwargs))
+                     classes=numbered_classes(num_classes), kwargs=dict(kwargs), tracker=dict(layout.tracker))
+
+
+def _class_count(state: Mapping[str, Tensor], head: str, arch: str, path: Path) -> int:
+    """Rows of the classifier tensor ``head``; an error when it is absent."""
+    weight = state.get(head)
+    if weight is None or weight.dim() < 2:
+        raise NetsError(f"checkpoint {path} is not a {arch} checkpoint: no {head} tensor")
+    return int(weight.shape[0])
 
 
 def import_checkpoint(path: str | Path, arch: str | None = None) -> tuple[nn.Module, ModelSpec]:
-    """Load a published checkpoint (LW-RefineNet ResNet/MobileNet-v2, joint KITTI/NYUD, torchvision
-    ResNet/MobileNet-v2, or our own RefineNet) strictly, detecting its layout unless ``arch``
-    names one of ``LAYOUTS``. Returns the model in eval mode and its spec."""
+    """Load a published checkpoint (LW-RefineNet ResNet/MobileNet-v2, also as saved by its train
+    script, joint KITTI/NYUD, torchvision ResNet/MobileNet-v2, the PyTorch SiamFC AlexNet, or our
+    own RefineNet) strictly, detecting its layout unless ``arch`` names one of ``LAYOUTS``.
+    Returns the model in eval mode and its spec."""
     path = Path(path)
     if arch is not None and arch not in LAYOUTS:
         raise NetsError(f"unknown checkpoint layout {arch!r}; known: {', '.join(sorted(LAYOUTS))}")
@@ -289,12 +308,9 @@ def import_checkpoint(path: str | Path, arch: str | None = None) -> tuple[nn.Mod
     if arch is None:
         raise NetsError(f"checkpoint {path} is in none of the known layouts ({', '.join(sorted(LAYOUTS))})")
     layout = LAYOUTS[arch]
-    head = state.get(layout.head)
-    if head is None or head.dim() < 2:
-        raise NetsError(f"checkpoint {path} is not a {arch} checkpoint: no {layout.head} tensor")
-    num_classes = int(head.shape[0])
+    num_classes = 0 if layout.head is None else _class_count(state, layout.head, arch, path)
     kwargs = {**layout.kwargs, **_decoder_channels(arch, state)}
     model_spec = _spec_for(arch, layout, num_classes, kwargs)
-    model = _build_from(model_spec, {"num_classes": num_classes})
+    model = _build_from(model_spec, {"num_classes": num_classes} if num_classes else {})
     load_state_strict(model, state, path)
     return model.eval(), model_spec

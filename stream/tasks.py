@@ -10,6 +10,7 @@ from the input, e.g. the bicubic upscale for super-resolution). Models come from
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,16 +205,19 @@ class RestorationTask(_ModelTask):
 
 
 class TrackingTask(Task):
-    """Follows the box given for the first frame with a Siamese tracker kept on the device."""
+    """Follows the box given for the first frame with a Siamese tracker kept on the device;
+    ``settings`` are the model's ``SiamFCTracker`` settings (e.g. the published head)."""
 
     name = "track"
     outputs = ("boxes", "scores", "lost")
 
     def __init__(self, net: torch.nn.Module, init_box: tuple[float, float, float, float],
-                 lost_threshold: float | None = None) -> None:
+                 lost_threshold: float | None = None, settings: Mapping[str, float | bool] | None = None) -> None:
         self.net = net.eval()
         self.init_box = init_box
-        self.params = {} if lost_threshold is None else {"lost_threshold": lost_threshold}
+        self.params = dict(settings or {})
+        if lost_threshold is not None:
+            self.params["lost_threshold"] = lost_threshold
         self.tracker = None
         self.started = False
 
@@ -342,7 +346,7 @@ def build_task(task: str, model: str | None = None,
     if task == "track":
         if spec.task != "track":
             raise ModelError(f"model '{spec.name}' is not a tracker (it does {spec.task})")
-        return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"))
+        return TrackingTask(module, init_box, spec.metrics.get("lost_threshold"), spec.tracker)
     if spec.task != "restore":
         raise ModelError(f"model '{spec.name}' does not restore images (it does {spec.task})")
     served = served_tasks(spec)
