@@ -16,7 +16,7 @@ from stream.errors import SinkError
 from stream.frames import Frame, StreamInfo
 from stream.hwcodecs import SOFTWARE_ENCODER
 
-from .audio import AudioTrack
+from .audio import AudioInput, AudioTrack, FileAudio
 from .base import Sink, check_rgb
 from .encoders import encoder_settings
 from .fragments import FRAGMENTED_FORMATS, recording_options, remux_faststart, trim_to_whole_fragments
@@ -42,7 +42,8 @@ class VideoSink(Sink):
     frame is on disk once encoded, without encoder delay, and synced to the disk about once a
     second); a normal close rewrites MP4/MOV by stream copy into a regular file with its index
     at the front, so browsers play and seek it.
-    The source's audio is stream-copied (re-encoded to AAC only if the container cannot hold it)
+    The source's audio (re-read from the source file, or as a live source demuxed it, on the
+    frames' timeline) is stream-copied (re-encoded to AAC only if the container cannot hold it)
     and interleaved by time; when the run stops before the source ends, audio past the last video
     frame is left out so both tracks end together. Encoding happens in the caller's thread.
     """
@@ -92,9 +93,9 @@ class VideoSink(Sink):
         self._warned_pts = False
         self._held: av.Packet | None = None
         self._audio: AudioTrack | None = None
-        if info.audio_source:
+        if info.audio_source or info.audio_feed:
             try:
-                self._audio = AudioTrack(info.audio_source, self._container, self.path.suffix)
+                self._audio = AudioTrack(_audio_input(info), self._container, self.path.suffix)
             except SinkError:
                 self._container.close()
                 self._file.discard()
@@ -236,7 +237,7 @@ class VideoSink(Sink):
             self._mux_video(self._video.encode(None))
             self._mux_video([], last=True)
             if self._audio is not None:
-                self._audio.mux_until(None if self._ran_to_the_end() else self._video_end())
+                self._audio.mux_until(None if self._ran_to_the_end() else self._video_end(), final=True)
             self._container.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as error:
             failure = error
@@ -251,6 +252,13 @@ class VideoSink(Sink):
             trim_to_whole_fragments(self._file.path)
         if failure is not None:
             raise SinkError(f"cannot finalise {self.path}: {failure}") from failure
+
+
+def _audio_input(info: StreamInfo) -> AudioInput:
+    """The source file's audio, re-opened, or the live source's own audio feed."""
+    if info.audio_source:
+        return FileAudio(info.audio_source)
+    return info.audio_feed.claim()
 
 
 def _video_format(path: Path) -> str:

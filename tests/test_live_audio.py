@@ -1,0 +1,118 @@
+"""Recordings of live network streams keep the stream's audio, in step with the video: while
+live mode drops frames, across an outage and reconnect, and in the crash-safe fragmented MP4."""
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+import stream
+from stream.pipeline import Pipeline
+from stream.sinks import open_sink
+from stream.sources import open_source
+from tests.fakes import LumaTask, plain_renderer
+from tests.media import free_port, start_udp_sender
+
+
+def stop_when_done(pipeline: Pipeline, senders: list[threading.Thread], abort: bool = False) -> threading.Thread:
+    """Stop (or abort) ``pipeline`` once every sender has sent its last frame."""
+    def watch() -> None:
+        for sender in senders:
+            sender.join(30)
+        pipeline.abort() if abort else pipeline.stop(interrupted=False)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def tracks(path: Path) -> tuple[list[Fraction], list[tuple[Fraction, Fraction]]]:
+    """Start times of the video packets and (start, end) seconds of the audio packets."""
+    with av.open(str(path)) as container:
+        video, audio = [], []
+        for packet in container.demux():
+            if packet.pts is None:
+                continue
+            start = packet.pts * packet.time_base
+            if packet.stream.type == "video":
+                video.append(start)
+            elif packet.stream.type == "audio":
+                audio.append((start, start + packet.duration * packet.time_base))
+    return sorted(video), audio
+
+
+def record(tmp_path: Path, audio_codec: str | None, *, abort: bool = False, delay: float = 0.0):
+    """Send 2 s of a stream over UDP and record it through ``stream.build_pipeline``; returns
+    the output and the run's summary."""
+    port, out = free_port(), tmp_path / "rec.mp4"
+    sender = start_udp_sender(port, 2.0, audio_codec, delay=0.3)
+    pipeline = stream.build_pipeline(f"udp://127.0.0.1:{port}", LumaTask(delay=delay), out=str(out),
+                                     device="cpu", precision="fp32")
+    stop_when_done(pipeline, [sender], abort)
+    summary = pipeline.run()
+    return out, summary
+
+
+@pytest.mark.parametrize("audio_codec", ["aac", "mp2"])
+def test_live_recording_keeps_the_audio_in_step_while_frames_drop(tmp_path, audio_codec):
+    out, summary = record(tmp_path, audio_codec, delay=0.08)
+    assert summary.exit_code == 0 and summary.dropped > 0, "live mode dropped frames"
+    video, audio = tracks(out)
+    assert len(video) >= 5 and audio
+    video_span = video[-1] + Fraction(1, 25) - video[0]
+    audio_span = audio[-1][1] - audio[0][0]
+    assert abs(audio_span - video_span) < 0.5
+    assert abs(audio[0][0] - video[0]) < 0.1
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name in ("aac", "mp2", "mp3float")
+
+
+def test_the_crash_safe_fragmented_recording_holds_the_audio(tmp_path):
+    out, _ = record(tmp_path, "aac", abort=True)
+    with open(out, "rb") as handle:
+        assert b"moof" in handle.read(), "an aborted run leaves the file fragmented"
+    video, audio = tracks(out)
+    assert video and audio
+    assert abs(audio[0][0] - video[0]) < 0.1
+    assert abs((audio[-1][1] - audio[0][0]) - (video[-1] - video[0])) < 0.5
+
+
+def test_a_stream_without_audio_records_video_only_and_says_nothing_about_it(tmp_path, caplog):
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        out, summary = record(tmp_path, None)
+    assert summary.exit_code == 0
+    with av.open(str(out)) as container:
+        assert len(container.streams.video) == 1 and not container.streams.audio
+    said = caplog.text + " ".join(str(warning.message) for warning in caught)
+    assert "audio" not in said
+
+
+def test_audio_resumes_with_the_video_after_an_outage_and_reconnect(tmp_path):
+    """Two senders 1 s apart, each with its own clock from 0: the source times out, reconnects,
+    and the audio has the same gap as the video instead of sliding against it."""
+    port, out = free_port(), tmp_path / "rec.mp4"
+    first = start_udp_sender(port, 1.2, "aac", delay=0.3)
+    second = start_udp_sender(port, 1.2, "aac", delay=0.3 + 1.2 + 1.0)
+    source = open_source(f"udp://127.0.0.1:{port}", read_timeout=0.3, retry_delay=0.05, retry_max_delay=0.1,
+                         reconnect_attempts=50)
+    sink = open_sink(str(out), source.info)
+    pipeline = Pipeline(source, LumaTask(), plain_renderer, [sink], device="cpu", precision="fp32")
+    stop_when_done(pipeline, [first, second])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = pipeline.run()
+    assert summary.exit_code == 0 and source.reconnects == 1
+    video, audio = tracks(out)
+    video_gap = max(range(1, len(video)), key=lambda i: video[i] - video[i - 1])
+    audio_gap = max(range(1, len(audio)), key=lambda i: audio[i][0] - audio[i - 1][0])
+    assert video[video_gap] - video[video_gap - 1] > 0.8, "the outage is a gap in the video"
+    assert audio[audio_gap][0] - audio[audio_gap - 1][0] > 0.8, "and in the audio"
+    assert abs(audio[audio_gap][0] - video[video_gap]) < 0.15, "audio resumes with the video"
+    assert abs(audio[audio_gap - 1][0] - video[video_gap - 1]) < 0.15, "and paused with it"
+    assert abs(audio[0][0] - video[0]) < 0.1
