@@ -12,11 +12,15 @@ import av
 import pytest
 
 import stream
+from stream.frames import StreamInfo
 from stream.pipeline import Pipeline
-from stream.sinks import open_sink
+from stream.sinks import VideoSink, open_sink
 from stream.sources import open_source
+from stream.sources.base import MICROSECOND
+from stream.sources.live_audio import AudioFeed, to_microseconds
 from tests.fakes import LumaTask, plain_renderer
 from tests.media import free_port, start_udp_sender
+from tests.test_sinks import HEIGHT, WIDTH, audio_packets, audio_seconds, make_source, write_frames
 
 
 def stop_when_done(pipeline: Pipeline, senders: list[threading.Thread], abort: bool = False) -> threading.Thread:
@@ -116,3 +120,23 @@ def test_audio_resumes_with_the_video_after_an_outage_and_reconnect(tmp_path):
     assert abs(audio[audio_gap][0] - video[video_gap]) < 0.15, "audio resumes with the video"
     assert abs(audio[audio_gap - 1][0] - video[video_gap - 1]) < 0.15, "and paused with it"
     assert abs(audio[0][0] - video[0]) < 0.1
+
+
+def test_live_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path, caplog):
+    """G.711 (pcm_mulaw, as IP cameras send it) cannot go into MP4: the feed's packets are decoded
+    with the parameters the feed kept and re-encoded, on the frames' timeline."""
+    source = tmp_path / "camera.mov"
+    make_source(source, audio_codec="pcm_mulaw")
+    with av.open(str(source)) as container:
+        feed = AudioFeed(container.streams.audio[0], "rtsp://camera")
+        packets = [to_microseconds(packet) for packet in container.demux(audio=0) if packet.size]
+    info = StreamInfo(WIDTH, HEIGHT, MICROSECOND, fps=10.0, live=True, audio_feed=feed)
+    path = tmp_path / "recording.mp4"
+    with caplog.at_level(logging.WARNING, logger="stream.sinks"):
+        with VideoSink(path, info) as sink:
+            feed.add(packets, offset=0, anchor=0)
+            write_frames(sink, [index * 100_000 for index in range(20)], MICROSECOND)
+    assert "re-encoding the audio to AAC" in caplog.text
+    codec, written = audio_packets(path)
+    assert codec == "aac" and written[0][0] < 0.05
+    assert abs(audio_seconds(path) - 2.0) <= 1024 / 8000

@@ -51,8 +51,9 @@ class AudioFeed:
 
     def __init__(self, first: av.audio.stream.AudioStream, label: str) -> None:
         self._label = label
-        # An output container that is never written holds a copy of the stream's parameters.
-        self._holder = av.open(io.BytesIO(), "w", format="matroska")
+        # An output container that is never written holds a copy of the stream's parameters
+        # (FFmpeg's null muxer takes streams of any codec).
+        self._holder = av.open(io.BytesIO(), "w", format="null")
         self.stream = self._holder.add_stream_from_template(first)
         self._signature = _signature(first)
         self._packets: deque[av.Packet] = deque()
