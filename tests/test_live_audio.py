@@ -17,6 +17,7 @@ from stream.pipeline import Pipeline
 from stream.sinks import VideoSink, open_sink
 from stream.sources import open_source
 from stream.sources.base import MICROSECOND
+from stream.sources import live_audio
 from stream.sources.live_audio import AudioFeed, to_microseconds
 from tests.fakes import LumaTask, plain_renderer
 from tests.media import free_port, start_udp_sender
@@ -50,10 +51,11 @@ def tracks(path: Path) -> tuple[list[Fraction], list[tuple[Fraction, Fraction]]]
     return sorted(video), audio
 
 
-def record(tmp_path: Path, audio_codec: str | None, *, abort: bool = False, delay: float = 0.0):
+def record(tmp_path: Path, audio_codec: str | None, *, abort: bool = False, delay: float = 0.0,
+           extension: str = ".mp4"):
     """Send 2 s of a stream over UDP and record it through ``stream.build_pipeline``; returns
     the output and the run's summary."""
-    port, out = free_port(), tmp_path / "rec.mp4"
+    port, out = free_port(), tmp_path / f"rec{extension}"
     sender = start_udp_sender(port, 2.0, audio_codec, delay=0.3)
     pipeline = stream.build_pipeline(f"udp://127.0.0.1:{port}", LumaTask(delay=delay), out=str(out),
                                      device="cpu", precision="fp32")
@@ -62,9 +64,9 @@ def record(tmp_path: Path, audio_codec: str | None, *, abort: bool = False, dela
     return out, summary
 
 
-@pytest.mark.parametrize("audio_codec", ["aac", "mp2"])
-def test_live_recording_keeps_the_audio_in_step_while_frames_drop(tmp_path, audio_codec):
-    out, summary = record(tmp_path, audio_codec, delay=0.08)
+@pytest.mark.parametrize("audio_codec, extension", [("aac", ".mp4"), ("mp2", ".mp4"), ("aac", ".mkv")])
+def test_live_recording_keeps_the_audio_in_step_while_frames_drop(tmp_path, audio_codec, extension):
+    out, summary = record(tmp_path, audio_codec, delay=0.08, extension=extension)
     assert summary.exit_code == 0 and summary.dropped > 0, "live mode dropped frames"
     video, audio = tracks(out)
     assert len(video) >= 5 and audio
@@ -140,3 +142,48 @@ def test_live_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path, capl
     codec, written = audio_packets(path)
     assert codec == "aac" and written[0][0] < 0.05
     assert abs(audio_seconds(path) - 2.0) <= 1024 / 8000
+
+
+def _packets(*pts: int) -> list[av.Packet]:
+    packets = []
+    for value in pts:
+        packet = av.Packet(b"\0" * 8)
+        packet.pts = packet.dts = value
+        packet.time_base = MICROSECOND
+        packets.append(packet)
+    return packets
+
+
+def test_the_feed_places_packets_on_the_timeline_and_keeps_them_in_order(tmp_path, monkeypatch):
+    source = tmp_path / "tone.mkv"
+    make_source(source, audio_codec="aac", rate=8000)
+    other = tmp_path / "other.mkv"
+    make_source(other, audio_codec="aac", rate=16000)
+    with av.open(str(source)) as first, av.open(str(other)) as changed:
+        feed = AudioFeed(first.streams.audio[0], "udp://x")
+        assert feed.accepts(first.streams.audio[0]) and not feed.accepts(None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert not feed.accepts(changed.streams.audio[0]) and not feed.accepts(changed.streams.audio[0])
+        assert len(caught) == 1 and "16000 Hz" in str(caught[0].message)
+
+    feed.add(_packets(0), offset=0, anchor=0)
+    assert feed.next_packet() is None, "nothing is queued before a sink claims the feed"
+    feed.claim()
+    # before the start, a repeat, one far from its video frame: dropped
+    feed.add(_packets(-20_000, 0, 0, 21_000, 9_000_000), offset=0, anchor=0)
+    feed.add(_packets(10_000), offset=1_000_000, anchor=1_000_000)
+    taken = []
+    while (packet := feed.next_packet()) is not None:
+        taken.append(packet.pts)
+    assert taken == [0, 21_000, 1_010_000]
+
+    monkeypatch.setattr(live_audio, "QUEUE_PACKETS", 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        feed.add(_packets(*range(2_000_000, 2_100_000, 20_000)), offset=0, anchor=2_000_000)
+    assert len(caught) == 1 and "dropping the oldest audio" in str(caught[0].message)
+    assert [feed.next_packet().pts for _ in range(3)] == [2_040_000, 2_060_000, 2_080_000]
+    feed.close()
+    feed.add(_packets(3_000_000), offset=0, anchor=3_000_000)
+    assert feed.next_packet() is None

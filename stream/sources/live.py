@@ -17,7 +17,7 @@ import cv2
 from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, to_rgb8, video_stream
-from .live_audio import AudioFeed, audio_stream, to_microseconds
+from .live_audio import audio_stream, open_feed, to_microseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +170,7 @@ class LiveSource(Source):
         height, width = self._first.image.shape[:2]
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
-        first_audio = self._session.audio_stream
-        self._audio = AudioFeed(first_audio, label) if first_audio is not None else None
+        self._audio = open_feed(self._session.audio_stream, label)
         self._audio_accepted = self._audio is not None  # this session's audio continues the track
         self._reader: threading.Thread | None = None
         self.reconnecting = False  # True while an outage lasts

@@ -33,6 +33,18 @@ def audio_stream(container: av.container.InputContainer) -> av.audio.stream.Audi
     return None
 
 
+def open_feed(stream: av.audio.stream.AudioStream | None, label: str) -> AudioFeed | None:
+    """A feed for the first session's audio stream; None without one, or (said once) when its
+    parameters cannot be kept."""
+    if stream is None:
+        return None
+    try:
+        return AudioFeed(stream, label)
+    except (av.FFmpegError, ValueError) as error:
+        warnings.warn(f"{label}: cannot record the audio ({error}); recording video only")
+        return None
+
+
 def to_microseconds(packet: av.Packet) -> av.Packet | None:
     """``packet`` with pts, dts and duration in microseconds, or None without a timestamp."""
     time_base = packet.time_base
