@@ -187,3 +187,21 @@ def test_the_feed_places_packets_on_the_timeline_and_keeps_them_in_order(tmp_pat
     feed.close()
     feed.add(_packets(3_000_000), offset=0, anchor=3_000_000)
     assert feed.next_packet() is None
+
+
+def test_live_audio_starts_with_the_first_recorded_frame(tmp_path):
+    """The frames before the first one recorded were dropped (or never decoded): their audio is
+    left out too, so both tracks start together."""
+    source = tmp_path / "tone.mkv"
+    make_source(source, audio_codec="aac", rate=8000)
+    with av.open(str(source)) as container:
+        feed = AudioFeed(container.streams.audio[0], "udp://x")
+        packets = [to_microseconds(packet) for packet in container.demux(audio=0) if packet.size]
+    path = tmp_path / "recording.mp4"
+    with VideoSink(path, StreamInfo(WIDTH, HEIGHT, MICROSECOND, fps=10.0, live=True, audio_feed=feed)) as sink:
+        feed.add(packets, offset=0, anchor=0)
+        write_frames(sink, [index * 100_000 for index in range(5, 20)], MICROSECOND)
+    video, audio = tracks(path)
+    assert video[0] == Fraction(1, 2)
+    assert Fraction(1, 2) - Fraction(1024, 8000) < audio[0][0] <= Fraction(1, 2)
+    assert abs(audio[-1][1] - 2) <= Fraction(1024, 8000)

@@ -71,6 +71,7 @@ class AudioTrack:
         self._ready: deque[av.Packet] = deque()
         self._pending: av.Packet | None = None
         self._flushed = False
+        self._start: Fraction | None = None
         if self._source_stream is None:
             log.warning("%s has no audio stream; writing video only", source.describe())
             return
@@ -85,8 +86,10 @@ class AudioTrack:
             log.warning("audio codec %s cannot go into %s files; dropping the audio", codec, extension)
             self._source_stream = None
 
-    def attach(self) -> None:
-        """Add the output audio stream (after the video one)."""
+    def attach(self, start: Fraction | None = None) -> None:
+        """Add the output audio stream (after the video one); audio that ends by ``start``
+        seconds is left out."""
+        self._start = start
         if self._source_stream is None:
             return
         if not self._transcoding:
@@ -133,6 +136,10 @@ class AudioTrack:
                 if self._pending is None:
                     return
             start = self._pending.pts if self._pending.pts is not None else self._pending.dts
+            end = start + (self._pending.duration or 0)
+            if self._start is not None and end * self._pending.time_base <= self._start:
+                self._pending = None
+                continue
             if limit is not None and start * self._pending.time_base >= limit:
                 return
             self._output.mux(self._pending)

@@ -109,7 +109,7 @@ class VideoSink(Sink):
         size = (image.shape[1], image.shape[0])
         if self._size is None:
             self._size = size
-            self._open_video(*size)
+            self._open_video(*size, start=frame.seconds)
         elif size != self._size:
             raise SinkError(
                 f"{self.describe()}: overlay size changed from {self._size[0]}x{self._size[1]} "
@@ -158,8 +158,10 @@ class VideoSink(Sink):
         with contextlib.suppress(OSError):
             os.fsync(self._sync_fd)
 
-    def _open_video(self, width: int, height: int) -> None:
-        """Add the video stream; its size is the first overlay's, rounded up to even numbers."""
+    def _open_video(self, width: int, height: int, start: Fraction | None = None) -> None:
+        """Add the video stream; its size is the first overlay's, rounded up to even numbers.
+        A live stream's audio starts with the first frame at ``start`` seconds (the source may
+        have dropped the frames before it); a file's is copied from its own start."""
         stream = self._container.add_stream(self._codec)
         stream.width = width + width % 2
         stream.height = height + height % 2
@@ -180,7 +182,7 @@ class VideoSink(Sink):
             stream.codec_tag = self._encoder.tag
         self._video = stream
         if self._audio is not None:
-            self._audio.attach()
+            self._audio.attach(start if self._info.audio_feed else None)
 
     def _next_pts(self, frame: Frame) -> int:
         """The frame's pts in the stream time base, forced to increase (encoders require it)."""
