@@ -4,8 +4,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sources.live_audio import AudioFeed
 
 
 @dataclass(slots=True)
@@ -41,7 +45,8 @@ class StreamInfo:
 
     ``width`` and ``height`` are the first frame's, and the only ones unless ``sizes_vary``
     (image folders). ``inputs`` names the local files and folders the source reads, so that
-    outputs can refuse to overwrite them.
+    outputs can refuse to overwrite them. A recording copies its audio from ``audio_source`` (a
+    file it re-opens) or takes it from ``audio_feed`` (what a live source demuxes as it goes).
     """
 
     width: int
@@ -51,6 +56,7 @@ class StreamInfo:
     frame_count: int | None = None
     live: bool = False
     audio_source: str | None = None
+    audio_feed: AudioFeed | None = None
     name: str = "stream"
     sizes_vary: bool = False
     inputs: tuple[str, ...] = ()

@@ -1,5 +1,6 @@
 """Small test media made on the fly: video clips (any codec, VFR, rotation, audio), audio-only
-and truncated files, image sequences, and a loopback MPEG-TS server for live-stream tests.
+and truncated files, image sequences, a loopback MPEG-TS server for live-stream tests and a
+real-time MPEG-TS sender (H.264 with or without audio) for UDP ones.
 
 Import from tests as ``from tests.media import make_video``.
 Every clip's frame ``i`` is :func:`pattern_image` ``(i, width, height)``, so tests can check
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -175,3 +177,51 @@ def start_stream_server(port: int, frames: int = 12, shade: int = 128, linger: f
 def spawn_event() -> multiprocessing.Event:
     """An event that :func:`start_stream_server` children can wait on."""
     return multiprocessing.get_context("spawn").Event()
+
+
+def send_mpegts(url: str, seconds: float, audio_codec: str | None = "aac", fps: int = 25,
+                size: tuple[int, int] = (64, 48)) -> None:
+    """Send ``seconds`` of H.264 pattern frames (and a 440 Hz tone in ``audio_codec``) to
+    ``url`` as MPEG-TS, paced in real time, timestamps from 0."""
+    width, height = size
+    rate = 48000
+    with av.open(url, "w", format="mpegts", container_options={"flush_packets": "1"}) as container:
+        video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.gop_size = fps // 2
+        sound = container.add_stream(audio_codec, rate=rate, layout="mono") if audio_codec else None
+        started, samples = time.monotonic(), 0
+        for index in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(pattern_image(index, width, height), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(frame))
+            while sound is not None and samples < (index + 1) * rate // fps:
+                container.mux(sound.encode(_tone(sound, samples)))
+                samples += sound.frame_size
+            time.sleep(max(0.0, started + (index + 1) / fps - time.monotonic()))
+        container.mux(video.encode(None))
+        if sound is not None:
+            container.mux(sound.encode(None))
+
+
+def _tone(stream: av.audio.stream.AudioStream, start: int) -> av.AudioFrame:
+    """One encoder frame of a 440 Hz tone from sample ``start``, in the encoder's sample format."""
+    t = np.arange(start, start + stream.frame_size) / stream.rate
+    samples = (0.2 * np.sin(2 * np.pi * 440 * t)).reshape(1, -1)
+    if stream.format.name.startswith("s16"):
+        samples = (samples * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples.astype(samples.dtype if samples.dtype == np.int16 else np.float32),
+                                       format=stream.format.name, layout="mono")
+    frame.sample_rate, frame.pts = stream.rate, start
+    return frame
+
+
+def start_udp_sender(port: int, seconds: float, audio_codec: str | None = "aac", delay: float = 0.0) -> threading.Thread:
+    """Start :func:`send_mpegts` to ``udp://127.0.0.1:port`` in a thread after ``delay`` seconds."""
+    def send() -> None:
+        time.sleep(delay)
+        send_mpegts(f"udp://127.0.0.1:{port}?pkt_size=1316", seconds, audio_codec)
+
+    sender = threading.Thread(target=send, name="udp sender", daemon=True)
+    sender.start()
+    return sender

@@ -16,7 +16,7 @@ from stream.errors import SinkError
 from stream.frames import Frame, StreamInfo
 from stream.hwcodecs import SOFTWARE_ENCODER
 
-from .audio import AudioTrack
+from .audio import AudioInput, AudioTrack, FileAudio
 from .base import Sink, check_rgb
 from .encoders import encoder_settings
 from .fragments import FRAGMENTED_FORMATS, recording_options, remux_faststart, trim_to_whole_fragments
@@ -42,7 +42,8 @@ class VideoSink(Sink):
     frame is on disk once encoded, without encoder delay, and synced to the disk about once a
     second); a normal close rewrites MP4/MOV by stream copy into a regular file with its index
     at the front, so browsers play and seek it.
-    The source's audio is stream-copied (re-encoded to AAC only if the container cannot hold it)
+    The source's audio (re-read from the source file, or as a live source demuxed it, on the
+    frames' timeline) is stream-copied (re-encoded to AAC only if the container cannot hold it)
     and interleaved by time; when the run stops before the source ends, audio past the last video
     frame is left out so both tracks end together. Encoding happens in the caller's thread.
     """
@@ -92,9 +93,9 @@ class VideoSink(Sink):
         self._warned_pts = False
         self._held: av.Packet | None = None
         self._audio: AudioTrack | None = None
-        if info.audio_source:
+        if info.audio_source or info.audio_feed:
             try:
-                self._audio = AudioTrack(info.audio_source, self._container, self.path.suffix)
+                self._audio = AudioTrack(_audio_input(info), self._container, self.path.suffix)
             except SinkError:
                 self._container.close()
                 self._file.discard()
@@ -108,7 +109,7 @@ class VideoSink(Sink):
         size = (image.shape[1], image.shape[0])
         if self._size is None:
             self._size = size
-            self._open_video(*size)
+            self._open_video(*size, start=frame.seconds)
         elif size != self._size:
             raise SinkError(
                 f"{self.describe()}: overlay size changed from {self._size[0]}x{self._size[1]} "
@@ -157,8 +158,10 @@ class VideoSink(Sink):
         with contextlib.suppress(OSError):
             os.fsync(self._sync_fd)
 
-    def _open_video(self, width: int, height: int) -> None:
-        """Add the video stream; its size is the first overlay's, rounded up to even numbers."""
+    def _open_video(self, width: int, height: int, start: Fraction | None = None) -> None:
+        """Add the video stream; its size is the first overlay's, rounded up to even numbers.
+        A live stream's audio starts with the first frame at ``start`` seconds (the source may
+        have dropped the frames before it); a file's is copied from its own start."""
         stream = self._container.add_stream(self._codec)
         stream.width = width + width % 2
         stream.height = height + height % 2
@@ -179,7 +182,7 @@ class VideoSink(Sink):
             stream.codec_tag = self._encoder.tag
         self._video = stream
         if self._audio is not None:
-            self._audio.attach()
+            self._audio.attach(start if self._info.audio_feed else None)
 
     def _next_pts(self, frame: Frame) -> int:
         """The frame's pts in the stream time base, forced to increase (encoders require it)."""
@@ -236,7 +239,7 @@ class VideoSink(Sink):
             self._mux_video(self._video.encode(None))
             self._mux_video([], last=True)
             if self._audio is not None:
-                self._audio.mux_until(None if self._ran_to_the_end() else self._video_end())
+                self._audio.mux_until(None if self._ran_to_the_end() else self._video_end(), final=True)
             self._container.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as error:
             failure = error
@@ -251,6 +254,13 @@ class VideoSink(Sink):
             trim_to_whole_fragments(self._file.path)
         if failure is not None:
             raise SinkError(f"cannot finalise {self.path}: {failure}") from failure
+
+
+def _audio_input(info: StreamInfo) -> AudioInput:
+    """The source file's audio, re-opened, or the live source's own audio feed."""
+    if info.audio_source:
+        return FileAudio(info.audio_source)
+    return info.audio_feed.claim()
 
 
 def _video_format(path: Path) -> str:

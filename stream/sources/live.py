@@ -1,11 +1,13 @@
 """Live sources (cameras, network streams): a reader thread hands over the newest frame,
-reconnects after outages and keeps one strictly increasing microsecond timeline."""
+reconnects after outages and keeps one strictly increasing microsecond timeline; a network
+stream's audio goes to its recording on the same timeline (see ``live_audio``)."""
 from __future__ import annotations
 
 import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ import cv2
 from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, to_rgb8, video_stream
+from .live_audio import audio_stream, open_feed, to_microseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,9 @@ class ReconnectPolicy:
 
 
 class _Session(ABC):
-    """One connection to a live device or stream."""
+    """One connection to a live device or stream; ``audio_stream`` is its audio, if any."""
+
+    audio_stream: av.audio.stream.AudioStream | None = None
 
     @abstractmethod
     def read(self) -> Picture | None:
@@ -43,6 +48,10 @@ class _Session(ABC):
     @abstractmethod
     def fps(self) -> float | None:
         """The nominal frame rate the device or stream reports, if any."""
+
+    def take_audio(self) -> list[av.Packet]:
+        """The audio packets read since the last call (µs of the session's clock)."""
+        return []
 
 
 class _Newest:
@@ -104,6 +113,11 @@ class _LiveTimeline:
     def new_session(self) -> None:
         self._offset = None
 
+    @property
+    def offset(self) -> int | None:
+        """What the session's clock is shifted by onto the timeline (None before its first frame)."""
+        return self._offset
+
     def stamp(self, session_us: int | None, wall: float) -> int:
         clock = session_us if session_us is not None else round(wall * 1_000_000)
         out = None if self._offset is None else self._offset + clock
@@ -156,12 +170,14 @@ class LiveSource(Source):
         height, width = self._first.image.shape[:2]
         self._newest = _Newest()
         self._timeline = _LiveTimeline()
+        self._audio = open_feed(self._session.audio_stream, label)
+        self._audio_accepted = self._audio is not None  # this session's audio continues the track
         self._reader: threading.Thread | None = None
         self.reconnecting = False  # True while an outage lasts
         self.reconnects = 0  # sessions re-established after an outage
         self._last_frame_at = self._first.captured
         super().__init__(StreamInfo(width=width, height=height, time_base=MICROSECOND, fps=self._session.fps,
-                                    frame_count=None, live=True, name=name))
+                                    frame_count=None, live=True, audio_feed=self._audio, name=name))
 
     @property
     def dropped(self) -> int:
@@ -182,26 +198,29 @@ class LiveSource(Source):
                 self._reader.start()
         return self._newest.get()
 
-    def _deliver(self, picture: Picture) -> None:
+    def _deliver(self, picture: Picture, session: _Session) -> None:
         height, width = picture.image.shape[:2]
         if (width, height) != (self.info.width, self.info.height):
             raise SourceError(f"{self._label}: frame size changed from {self.info.width}x{self.info.height} "
                               f"to {width}x{height}")
         picture.pts = self._timeline.stamp(picture.pts, picture.captured)
         self._last_frame_at = picture.captured
+        audio = session.take_audio()
+        if audio and self._audio_accepted:
+            self._audio.add(audio, self._timeline.offset, picture.pts)
         self._newest.put(picture)
 
     def _pump(self) -> None:
         session: _Session | None = self._session
         try:
-            self._deliver(self._first)
+            self._deliver(self._first, session)
             while session is not None and not self._stop.is_set():
                 try:
                     picture, reason = session.read(), "stream ended"
                 except SourceError as error:
                     picture, reason = None, str(error)
                 if picture is not None:
-                    self._deliver(picture)
+                    self._deliver(picture, session)
                     continue
                 session.close()
                 self.reconnecting = True
@@ -209,6 +228,8 @@ class LiveSource(Source):
                 self.reconnecting = False
                 self.reconnects += session is not None
                 self._timeline.new_session()
+                self._audio_accepted = self._audio is not None and session is not None and self._audio.accepts(
+                    session.audio_stream)
             self._newest.end(None)
         except SourceError as error:
             self._newest.end(error)
@@ -292,7 +313,8 @@ class CameraSession(_Session):
 
 
 class NetworkSession(_Session):
-    """One PyAV connection to a stream URL with open/read timeouts."""
+    """One PyAV connection to a stream URL with open/read timeouts; its audio packets are kept
+    for ``take_audio``, from the same demuxer as the video."""
 
     def __init__(self, url: str, label: str, av_options: dict[str, str], open_timeout: float,
                  read_timeout: float) -> None:
@@ -307,7 +329,11 @@ class NetworkSession(_Session):
             self._container.close()
             raise
         self._stream.thread_type = "SLICE"
-        self._decoded = self._container.decode(self._stream)
+        self.audio_stream = audio_stream(self._container)
+        read = [self._stream] if self.audio_stream is None else [self._stream, self.audio_stream]
+        self._packets = self._container.demux(read)
+        self._frames: deque[av.VideoFrame] = deque()
+        self._audio_packets: list[av.Packet] = []
 
     @property
     def fps(self) -> float | None:
@@ -315,16 +341,31 @@ class NetworkSession(_Session):
 
     def read(self) -> Picture | None:
         try:
-            frame = next(self._decoded, None)
+            while not self._frames:
+                packet = next(self._packets, None)
+                if packet is None:
+                    return None
+                if packet.stream.type == "audio":
+                    self._keep_audio(packet)
+                else:
+                    self._frames.extend(packet.decode())
         except av.FFmpegError as error:
             raise SourceError(f"{self._label}: read failed: {error_reason(error)}") from error
         captured = time.monotonic()
-        if frame is None:
-            return None
+        frame = self._frames.popleft()
         session_us = None if frame.pts is None or frame.time_base is None else round(
             frame.pts * frame.time_base / MICROSECOND)
         image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
         return Picture(image, session_us, captured)
+
+    def _keep_audio(self, packet: av.Packet) -> None:
+        timed = to_microseconds(packet)
+        if timed is not None:
+            self._audio_packets.append(timed)
+
+    def take_audio(self) -> list[av.Packet]:
+        taken, self._audio_packets = self._audio_packets, []
+        return taken
 
     def close(self) -> None:
         self._container.close()
