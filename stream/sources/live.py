@@ -291,14 +291,22 @@ class CameraSession(_Session):
         self._capture.release()
 
 
+def silence_message(url: str, seconds: float) -> str:
+    """Why a network stream failed when FFmpeg's wait ran out (PyAV's time-out ends it with an
+    'Immediate exit requested' error, which says nothing to a user)."""
+    return f"no data from {url} for {seconds:g} s"
+
+
 class NetworkSession(_Session):
     """One PyAV connection to a stream URL with open/read timeouts."""
 
     def __init__(self, url: str, label: str, av_options: dict[str, str], open_timeout: float,
                  read_timeout: float) -> None:
-        self._label = label
+        self._label, self._url, self._read_timeout = label, url, read_timeout
         try:
             self._container = av.open(url, options=av_options, timeout=(open_timeout, read_timeout))
+        except av.ExitError as error:
+            raise SourceError(silence_message(url, open_timeout)) from error
         except av.FFmpegError as error:
             raise SourceError(f"{label}: cannot connect: {error_reason(error)}") from error
         try:
@@ -316,6 +324,8 @@ class NetworkSession(_Session):
     def read(self) -> Picture | None:
         try:
             frame = next(self._decoded, None)
+        except av.ExitError as error:
+            raise SourceError(silence_message(self._url, self._read_timeout)) from error
         except av.FFmpegError as error:
             raise SourceError(f"{self._label}: read failed: {error_reason(error)}") from error
         captured = time.monotonic()

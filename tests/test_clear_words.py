@@ -1,0 +1,87 @@
+"""Clear words (issue 19): each failure the ``densestream`` command meets says what is wrong in
+one ``error:`` line (or one ``warning:`` line), before the run where it can."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import stream
+from stream.cli import main
+from stream.errors import SinkError, SourceError
+from stream.sources import open_source
+from tests.fakes import LumaTask
+from tests.media import free_port, start_stream_server
+
+SOURCE = "synth://pattern?frames=3&size=64x48"
+
+
+def cli(*args: str):
+    """``densestream ARGS`` in-process; stderr apart from stdout."""
+    return CliRunner().invoke(main, list(args))
+
+
+def only_error(result) -> str:
+    """The one stderr line of a failed command, which must be an ``error:`` line."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+# -- 1. live streams that go quiet ------------------------------------------------------------------
+
+def test_a_silent_udp_port_says_no_data_for_how_long():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(SourceError) as raised:
+        open_source(f"udp://127.0.0.1:{port}", open_timeout=0.5, read_timeout=0.5)
+    assert str(raised.value) == f"no data from udp://127.0.0.1:{port} for 0.5 s"
+    assert time.monotonic() - started < 3
+
+
+def test_a_stream_that_stops_sending_says_no_data_for_how_long():
+    port = free_port()
+    server = start_stream_server(port, frames=6, linger=20)
+    url = f"tcp://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                source = open_source(url, read_timeout=0.5, reconnect_attempts=0,
+                                     av_options={"analyzeduration": "100000"})
+                break
+            except SourceError as error:
+                if "refused" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with pytest.warns(UserWarning, match=f"no data from {url} for 0.5 s"):
+            with pytest.raises(SourceError, match=f"last error: no data from {url} for 0.5 s$"):
+                with source:
+                    for _ in source:
+                        pass
+    finally:
+        server.kill()
+        server.join(5)
+
+
+# -- 2. outputs under a file ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, under", [("--out", "x.mp4"), ("--out", "a/frames"), ("--raw", "maps"),
+                                           ("--json", "summary.json")])
+def test_an_output_under_a_file_says_its_parent_is_a_file(tmp_path, option, under):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("kept")
+    args = ["--out", "null"] if option != "--out" else []
+    result = cli("run", SOURCE, "--task", "denoise", "--device", "cpu", *args, option, str(blocker / under))
+    assert only_error(result).endswith(f"{blocker / under}: its parent {blocker} is a file, not a folder")
+    assert blocker.read_text() == "kept"
+
+
+def test_a_raw_folder_that_is_a_file_says_so(tmp_path):
+    blocker = tmp_path / "maps"
+    blocker.write_text("kept")
+    with pytest.raises(SinkError, match=f"output folder {blocker} is a file"):
+        stream.run(SOURCE, LumaTask(), raw=str(blocker), device="cpu", overwrite=True)
+    assert blocker.read_text() == "kept"
