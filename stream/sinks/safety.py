@@ -24,11 +24,6 @@ def claim_output(target: Path, inputs: Iterable[str | os.PathLike[str]], overwri
     """Refuse ``target`` (a file, or a folder when ``folder``) when writing it could harm an
     input, when it cannot be created where it is, or when it already holds something and
     ``overwrite`` is False."""
-    blocker = file_in_the_way(target)
-    if blocker is not None:
-        raise SinkError(f"cannot create {target}: its parent {blocker} is a file, not a folder")
-    if folder and target.exists() and not target.is_dir():
-        raise SinkError(f"output folder {target} is a file; give a folder path")
     resolved = target.resolve()
     for source in inputs:
         source_path = Path(source)
@@ -41,6 +36,11 @@ def claim_output(target: Path, inputs: Iterable[str | os.PathLike[str]], overwri
             raise SinkError(f"output folder {target} contains the input {source}; write to another folder")
         if source_path.is_dir() and resolved.is_relative_to(source_resolved):
             raise SinkError(f"output {target} lies inside the input folder {source}; write it elsewhere")
+    blocker = file_in_the_way(target)
+    if blocker is not None:
+        raise SinkError(f"cannot create {target}: its parent {blocker} is a file, not a folder")
+    if folder and target.exists() and not target.is_dir():
+        raise SinkError(f"output folder {target} is a file; give a folder path")
     if not overwrite and _holds_something(target, folder):
         kind = "folder is not empty" if folder else "exists"
         raise SinkError(f"output {target} {kind}; {OVERWRITE_HINT}")
