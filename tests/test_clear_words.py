@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import stream
 from stream.cli import main
-from stream.errors import SinkError, SourceError
+from stream.errors import DenseStreamError, SinkError, SourceError
 from stream.sources import open_source
 from tests.fakes import LumaTask
 from tests.media import free_port, start_stream_server
@@ -85,3 +85,39 @@ def test_a_raw_folder_that_is_a_file_says_so(tmp_path):
     with pytest.raises(SinkError, match=f"output folder {blocker} is a file"):
         stream.run(SOURCE, LumaTask(), raw=str(blocker), device="cpu", overwrite=True)
     assert blocker.read_text() == "kept"
+
+
+# -- 3. --init-box ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("box, words", [
+    ("nan,0,10,10", "must hold finite numbers"), ("0,0,inf,10", "must hold finite numbers"),
+    ("0,0,0,10", "needs a positive width and height"), ("0,0,10,-5", "needs a positive width and height"),
+    ("100,10,10,10", "lies outside the 64x48 frame"), ("-30,-30,10,10", "lies outside the 64x48 frame"),
+])
+def test_a_bad_init_box_is_refused_before_an_existing_output_is_touched(tmp_path, box, words):
+    out = tmp_path / "old.mp4"
+    out.write_bytes(b"an earlier result")
+    result = cli("run", SOURCE, "--task", "track", f"--init-box={box}", "--device", "cpu", "--out", str(out), "-y")
+    assert words in only_error(result)
+    assert out.read_bytes() == b"an earlier result" and [p.name for p in tmp_path.iterdir()] == ["old.mp4"]
+
+
+def test_the_api_checks_a_box_given_as_numbers():
+    with pytest.raises(DenseStreamError, match="must hold finite numbers"):
+        stream.build_pipeline(SOURCE, "track", init_box=(float("nan"), 0, 10, 10), out="null", device="cpu")
+
+
+# -- 4. options the task would ignore ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["--task", "seg", "--init-box", "0,0,10,10"], "--init-box has no effect with --task seg:"),
+    (["--task", "denoise", "--refine", "ccrf"], "--refine ccrf has no effect with --task denoise: it refines depth"),
+    (["--task", "depth", "--refine", "spn"], "--refine spn has no effect with --task depth: it refines segmentation"),
+    (["--task", "track", "--init-box", "0,0,10,10", "--refine", "crf"],
+     "--refine crf has no effect with --task track: it refines segmentation"),
+])
+def test_an_option_without_effect_on_the_task_is_refused(tmp_path, args, words):
+    out = tmp_path / "never.mp4"
+    result = cli("run", SOURCE, *args, "--device", "cpu", "--out", str(out))
+    assert words in only_error(result)
+    assert not out.exists()
