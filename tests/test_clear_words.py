@@ -2,16 +2,20 @@
 one ``error:`` line (or one ``warning:`` line), before the run where it can."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
+import cv2
 import pytest
 from click.testing import CliRunner
 
 import stream
 from stream.cli import main
 from stream.errors import DenseStreamError, SinkError, SourceError
-from stream.sources import open_source
+from stream.sources import cameras, open_source
 from tests.fakes import LumaTask
+from tests.test_faults import run_cli
 from tests.media import free_port, start_stream_server
 
 SOURCE = "synth://pattern?frames=3&size=64x48"
@@ -121,3 +125,23 @@ def test_an_option_without_effect_on_the_task_is_refused(tmp_path, args, words):
     result = cli("run", SOURCE, *args, "--device", "cpu", "--out", str(out))
     assert words in only_error(result)
     assert not out.exists()
+
+
+# -- 5. a missing camera ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(Path("/dev/video9").exists(), reason="this machine has a /dev/video9")
+@pytest.mark.parametrize("spec", ["9", "/dev/video9"])
+def test_a_missing_camera_prints_only_the_error_line(spec):
+    result = run_cli("run", spec, "--out", "null")
+    assert result.returncode == 1
+    assert result.stderr == f"error: camera {spec}: cannot open camera (no such device, or it is busy)\n"
+
+
+def test_quieting_opencv_restores_its_settings(monkeypatch):
+    monkeypatch.delenv("OPENCV_LOG_LEVEL", raising=False)
+    monkeypatch.delenv(cameras.FFMPEG_LOG_VARIABLE, raising=False)
+    level = cv2.utils.logging.getLogLevel()
+    with cameras.quiet_opencv():
+        assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_SILENT
+        assert os.environ[cameras.FFMPEG_LOG_VARIABLE] == "-8"
+    assert cv2.utils.logging.getLogLevel() == level and cameras.FFMPEG_LOG_VARIABLE not in os.environ

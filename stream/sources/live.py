@@ -15,6 +15,7 @@ import cv2
 from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, to_rgb8, video_stream
+from .cameras import open_capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,7 @@ class CameraSession(_Session):
     def __init__(self, device: int | str, label: str, width: int | None, height: int | None,
                  fps: float | None) -> None:
         self._label = label
-        self._capture = cv2.VideoCapture(device)
+        self._capture = open_capture(device)
         if not self._capture.isOpened():
             self._capture.release()
             raise SourceError(f"{label}: cannot open camera (no such device, or it is busy)")
