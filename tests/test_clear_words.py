@@ -3,6 +3,7 @@ one ``error:`` line (or one ``warning:`` line), before the run where it can."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from stream.errors import DenseStreamError, SinkError, SourceError
 from stream.sources import cameras, open_source
 from tests.fakes import LumaTask
 from tests.test_faults import run_cli
-from tests.media import free_port, start_stream_server
+from stream.sources.files import damage_message
+from tests.media import corrupt, free_port, make_video, start_stream_server
 
 SOURCE = "synth://pattern?frames=3&size=64x48"
 
@@ -145,3 +147,28 @@ def test_quieting_opencv_restores_its_settings(monkeypatch):
         assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_SILENT
         assert os.environ[cameras.FFMPEG_LOG_VARIABLE] == "-8"
     assert cv2.utils.logging.getLogLevel() == level and cameras.FFMPEG_LOG_VARIABLE not in os.environ
+
+
+# -- 6. a damaged video file ------------------------------------------------------------------------
+
+def test_a_corrupted_stretch_is_skipped_with_one_warning_line(tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", frames=40, size=(64, 48), options={"g": "8"})
+    damaged = corrupt(clip.path, tmp_path / "damaged.mp4")
+    result = cli("run", str(damaged), "--task", "denoise", "--device", "cpu", "--out", "null", "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    match = re.fullmatch(rf"warning: (\d+) packets of {re.escape(str(damaged))} could not be decoded and were "
+                         r"skipped(; \d+ frames? had decoding errors, patched up by the decoder's error concealment)?",
+                         lines[0])
+    assert match, lines[0]
+    with open_source(str(damaged)) as source:
+        kept = sum(1 for _ in source)
+    assert 0 < kept < 40 and kept + int(match[1]) >= 40 - 8  # at most one group of pictures lost besides
+
+
+def test_the_damage_message_counts_skipped_packets_and_concealed_frames():
+    assert damage_message("in.mp4", 0, 0) is None
+    assert damage_message("in.mp4", 1, 0) == "1 packet of in.mp4 could not be decoded and was skipped"
+    assert damage_message("in.mp4", 0, 3) == \
+        "3 frames of in.mp4 had decoding errors, patched up by the decoder's error concealment"
