@@ -102,10 +102,6 @@ class VideoFileSource(Source):
                 self._concealed += frame.is_corrupt
                 yield frame
 
-    def damage_report(self) -> str | None:
-        """One line on the damage met so far, None when there was none."""
-        return damage_message(self._label, self._skipped, self._concealed)
-
     def _first_frame(self) -> av.VideoFrame:
         try:
             frame = next(self._decoded, None)
@@ -158,6 +154,6 @@ class VideoFileSource(Source):
 
     def _release(self) -> None:
         self._container.close()
-        report = self.damage_report()
+        report = damage_message(self._label, self._skipped, self._concealed)
         if report:
             warnings.warn(report)
