@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import pytest
+import torch
 from click.testing import CliRunner
 
 import stream
@@ -172,3 +174,23 @@ def test_the_damage_message_counts_skipped_packets_and_concealed_frames():
     assert damage_message("in.mp4", 1, 0) == "1 packet of in.mp4 could not be decoded and was skipped"
     assert damage_message("in.mp4", 0, 3) == \
         "3 frames of in.mp4 had decoding errors, patched up by the decoder's error concealment"
+
+
+# -- 7. checkpoints that are not ---------------------------------------------------------------------
+
+def _pickled_object(path: Path) -> None:
+    torch.save({"model": Fraction(1, 3)}, path)  # a Python object a weights-only load refuses
+
+
+@pytest.mark.parametrize("write, words", [
+    (lambda path: path.write_text("not a model\n"), "not a PyTorch checkpoint"),
+    (lambda path: path.write_text("hello"), "not a PyTorch checkpoint"),
+    (lambda path: path.write_bytes(b"PK\x03\x04" + bytes(60)), "not a PyTorch checkpoint"),
+    (_pickled_object, "it holds a pickled Python object (fractions.Fraction) besides tensors"),
+], ids=["text", "other-text", "broken-zip", "pickled-object"])
+def test_a_checkpoint_that_cannot_be_read_says_why_without_unsafe_advice(tmp_path, write, words):
+    path = tmp_path / "x.pt"
+    write(path)
+    line = only_error(cli("run", SOURCE, "--model", str(path), "--device", "cpu", "--out", "null"))
+    assert line.startswith(f"error: cannot read checkpoint {path}: {words}")
+    assert "weights_only" not in line and "trust" not in line
