@@ -194,3 +194,28 @@ def test_a_checkpoint_that_cannot_be_read_says_why_without_unsafe_advice(tmp_pat
     line = only_error(cli("run", SOURCE, "--model", str(path), "--device", "cpu", "--out", "null"))
     assert line.startswith(f"error: cannot read checkpoint {path}: {words}")
     assert "weights_only" not in line and "trust" not in line
+
+
+# -- 8. exit codes (130 is checked in tests/test_faults.py, where signals are sent) -----------------
+
+@pytest.mark.parametrize("args, code", [
+    (["run", SOURCE, "--task", "denoise", "--device", "cpu", "--out", "null", "-q"], 0),
+    (["run", SOURCE, "--task", "denoise", "--device", "cpu"], 1),
+    (["run", SOURCE, "--no-such-option"], 2),
+    (["run", SOURCE, "--layout", "mosaic", "--out", "null"], 2),
+    (["run"], 2),
+], ids=["ok", "error", "unknown-option", "bad-choice", "missing-source"])
+def test_exit_codes_are_those_the_readme_lists(args, code):
+    result = cli(*args)
+    assert result.exit_code == code, result.output
+    if code == 1:
+        assert only_error(result) == "error: nothing to write: give --out, --raw or --show"
+    if code == 2:
+        assert "Error: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_readme_lists_every_exit_code():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
+    assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and
+            line.split("|")[1].strip().isdigit()] == ["0", "1", "2", "130"]
