@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nets.errors import NetsError, first_line
+from nets.errors import NetsError
 
 __all__ = ["read_state_dict", "load_state_strict"]
 
@@ -44,8 +45,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         with _numpy_scalars():
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise NetsError(f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
-                        f"{first_line(exc)}") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))  # torch's unsafe advice is not repeated
+        if found:
+            raise NetsError(f"cannot read checkpoint {path}: it holds a pickled Python object ({found[1]}) besides "
+                            "tensors, which is never unpickled here; save model.state_dict() with torch.save") from None
+        raise NetsError(f"cannot read checkpoint {path}: not a PyTorch checkpoint "
+                        "(corrupt, truncated or another kind of file)") from None
     while isinstance(data, Mapping) and any(isinstance(data.get(k), Mapping) for k in _WRAPPERS):
         data = next(data[k] for k in _WRAPPERS if isinstance(data.get(k), Mapping))
     if not isinstance(data, Mapping) or not data or not all(isinstance(v, Tensor) for v in data.values()):

@@ -25,11 +25,11 @@ OUTPUT_NAMES = ("labels", "depth", "probs", "restored", "boxes")
 RAW_FORMATS = {"png": "png16", "npy": "npy", "both": "both"}
 
 
-def parse_box(text: str) -> tuple[float, float, float, float]:
-    """'x,y,w,h' in pixels to a tuple; finite numbers, width and height positive."""
+def parse_box(text: str | tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """'x,y,w,h' in pixels (or four numbers) to a tuple; finite numbers, width and height positive."""
     try:
-        x, y, w, h = (float(part) for part in text.split(","))
-    except ValueError as exc:
+        x, y, w, h = (float(part) for part in (text.split(",") if isinstance(text, str) else text))
+    except (TypeError, ValueError) as exc:
         raise DenseStreamError(f"--init-box '{text}' is not x,y,w,h (four numbers)") from exc
     if not all(math.isfinite(value) for value in (x, y, w, h)):
         raise DenseStreamError(f"--init-box '{text}' must hold finite numbers")
@@ -139,12 +139,13 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     encoder = pick_encoder(hw_codecs, torch_device, codec)
     encoding = _encoding(out, quality, preset, bitrate)
     out_size = parse_output_size(size)
+    box = None if init_box is None else parse_box(init_box)
     src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))
     sinks = []
     try:
-        if init_box is not None:
-            _check_box_in_frame(init_box, src.info)
-        task_obj = task if isinstance(task, Task) else build_task(task, model, init_box, refine, infer_size)
+        if box is not None:
+            _check_box_in_frame(box, src.info)
+        task_obj = task if isinstance(task, Task) else build_task(task, model, box, refine, infer_size)
         names = task_obj.classes or list(CAMVID_CLASSES)
         try:
             renderer = OverlayRenderer(

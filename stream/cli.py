@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import click
 
@@ -158,6 +159,11 @@ def _write_json(summary, path: str) -> None:
 
 
 def _write_text(path: str, text: str) -> None:
+    from .sinks.safety import file_in_the_way
+
+    blocker = file_in_the_way(Path(path))
+    if blocker is not None:
+        raise DenseStreamError(f"cannot write the summary to {path}: its parent {blocker} is a file, not a folder")
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)

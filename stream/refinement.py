@@ -11,6 +11,8 @@ import torch
 from .errors import DenseStreamError
 
 REFINERS = ("spn", "crf", "ccrf")
+# The task output each refiner changes, and what to call it in a message.
+REFINED_OUTPUT = {"spn": ("labels", "segmentation"), "crf": ("labels", "segmentation"), "ccrf": ("depth", "depth")}
 
 
 class Refinement:
@@ -30,6 +32,14 @@ class Refinement:
         if not text or text == "none":
             return cls()
         return cls(tuple(part.strip() for part in text.split(",") if part.strip()))
+
+    def check_applies(self, outputs: tuple[str, ...], task: str) -> None:
+        """Refuse a refiner whose map is not among the task's ``outputs`` (it would do nothing)."""
+        for name in self.names:
+            output, kind = REFINED_OUTPUT[name]
+            if output not in outputs:
+                raise DenseStreamError(f"--refine {name} has no effect with --task {task}: it refines {kind}, "
+                                       f"which this task does not produce")
 
     def __bool__(self) -> bool:
         return bool(self.names)

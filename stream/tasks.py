@@ -317,14 +317,26 @@ def build_task(task: str, model: str | None = None,
     ``refine`` ('spn', 'crf', 'ccrf', comma-joined) post-processes labels and depth;
     ``infer_size`` is where the seg/depth networks run, their maps resized back to the frame:
     'auto' (frames taller than the model's evaluated height are shrunk to it), 'native' or a
-    (width, height); tracking and restoration always run at the frame's own size."""
+    (width, height); tracking and restoration always run at the frame's own size. An
+    ``init_box`` without the track task, or a refiner whose map the task does not produce, is
+    refused (it would do nothing)."""
+    if init_box is not None and "track" not in (name.strip() for name in task.split(",")):
+        raise DenseStreamError(f"--init-box has no effect with --task {task}: it gives the target of --task track")
+    built = _build_task(task, model, init_box, refine, infer_size)
+    Refinement.parse(refine).check_applies(built.outputs, task)
+    return built
+
+
+def _build_task(task: str, model: str | None, init_box: tuple[float, float, float, float] | None,
+                refine: str | None, infer_size: str | tuple[int, int]) -> Task:
+    """``build_task`` without its checks of the whole request (also builds each of several tasks)."""
     names = [name.strip() for name in task.split(",")]
     if isinstance(infer_size, tuple) and not any(name in DENSE_TASKS for name in names):
         raise DenseStreamError(f"--infer-size applies to the {', '.join(DENSE_TASKS)} tasks, not '{task}'")
     if len(names) > 1:
         if model is not None:
             raise DenseStreamError("--model cannot be given with several tasks")
-        return CombinedTask([build_task(name, None, init_box, refine, infer_size if name in DENSE_TASKS else "auto")
+        return CombinedTask([_build_task(name, None, init_box, refine, infer_size if name in DENSE_TASKS else "auto")
                              for name in names])
     refinement = Refinement.parse(refine)
     if task not in TASK_NAMES:

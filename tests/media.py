@@ -1,5 +1,5 @@
 """Small test media made on the fly: video clips (any codec, VFR, rotation, audio), audio-only
-and truncated files, image sequences, a loopback MPEG-TS server for live-stream tests and a
+and truncated or corrupted files, image sequences, a loopback MPEG-TS server for live-stream tests and a
 real-time MPEG-TS sender (H.264 with or without audio) for UDP ones.
 
 Import from tests as ``from tests.media import make_video``.
@@ -119,6 +119,20 @@ def truncate(source: str | Path, target: str | Path, keep: float = 0.5) -> Path:
     data = Path(source).read_bytes()
     target = Path(target)
     target.write_bytes(data[: int(len(data) * keep)])
+    return target
+
+
+def corrupt(source: str | Path, target: str | Path, start: float = 0.35, stop: float = 0.55) -> Path:
+    """Copy ``source`` with every 7th byte of its media data between the ``start`` and ``stop``
+    fractions flipped, as a bad disk sector or a broken transfer would leave it (an MP4's
+    ``mdat`` box only: the index stays readable)."""
+    data = bytearray(Path(source).read_bytes())
+    begin = data.index(b"mdat") + 4
+    end = data.index(b"moov") if data.index(b"moov") > begin else len(data)
+    for position in range(begin + int((end - begin) * start), begin + int((end - begin) * stop), 7):
+        data[position] ^= 0x5A
+    target = Path(target)
+    target.write_bytes(bytes(data))
     return target
 
 

@@ -22,7 +22,8 @@ OVERWRITE_HINT = "pass --overwrite (-y) to replace it (API: overwrite=True)"
 def claim_output(target: Path, inputs: Iterable[str | os.PathLike[str]], overwrite: bool,
                  *, folder: bool) -> None:
     """Refuse ``target`` (a file, or a folder when ``folder``) when writing it could harm an
-    input, or when it already holds something and ``overwrite`` is False."""
+    input, when it cannot be created where it is, or when it already holds something and
+    ``overwrite`` is False."""
     resolved = target.resolve()
     for source in inputs:
         source_path = Path(source)
@@ -35,9 +36,23 @@ def claim_output(target: Path, inputs: Iterable[str | os.PathLike[str]], overwri
             raise SinkError(f"output folder {target} contains the input {source}; write to another folder")
         if source_path.is_dir() and resolved.is_relative_to(source_resolved):
             raise SinkError(f"output {target} lies inside the input folder {source}; write it elsewhere")
+    blocker = file_in_the_way(target)
+    if blocker is not None:
+        raise SinkError(f"cannot create {target}: its parent {blocker} is a file, not a folder")
+    if folder and target.exists() and not target.is_dir():
+        raise SinkError(f"output folder {target} is a file; give a folder path")
     if not overwrite and _holds_something(target, folder):
         kind = "folder is not empty" if folder else "exists"
         raise SinkError(f"output {target} {kind}; {OVERWRITE_HINT}")
+
+
+def file_in_the_way(target: Path) -> Path | None:
+    """The nearest existing ancestor of ``target`` when it is a file, under which nothing can
+    be created; None when that ancestor is a folder."""
+    for parent in Path(target).absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
 
 
 def _same_file(first: Path, second: Path) -> bool:

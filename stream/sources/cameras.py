@@ -2,14 +2,49 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import cv2
 
 COMMON_SIZES = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160))
 PROBED_INDICES = range(5)
+# OpenCV's bundled FFmpeg reads this when it first starts; -8 is FFmpeg's AV_LOG_QUIET.
+FFMPEG_LOG_VARIABLE = "OPENCV_FFMPEG_LOGLEVEL"
+_quiet_lock = threading.Lock()
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV while a capture opens: a missing camera otherwise makes every backend it
+    tries print its own complaint (V4L2, FFmpeg, obsensor) above our one error line. Left
+    alone when the user sets OPENCV_LOG_LEVEL."""
+    if "OPENCV_LOG_LEVEL" in os.environ:
+        yield
+        return
+    with _quiet_lock:
+        level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        ffmpeg_level = os.environ.get(FFMPEG_LOG_VARIABLE)
+        os.environ[FFMPEG_LOG_VARIABLE] = "-8"
+        try:
+            yield
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+            if ffmpeg_level is None:
+                del os.environ[FFMPEG_LOG_VARIABLE]
+            else:
+                os.environ[FFMPEG_LOG_VARIABLE] = ffmpeg_level
+
+
+def open_capture(device: int | str) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(device)`` without OpenCV's log lines (see ``quiet_opencv``)."""
+    with quiet_opencv():
+        return cv2.VideoCapture(device)
 
 
 @dataclass
@@ -41,7 +76,7 @@ def camera_sources() -> list[str]:
 
 def probe_camera(source: str) -> CameraInfo:
     """Open ``source``, read its default mode, and try each of ``COMMON_SIZES``."""
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    capture = open_capture(int(source) if source.isdigit() else source)
     try:
         if not capture.isOpened():
             return CameraInfo(source, opens=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from fractions import Fraction
 
 import av
@@ -11,6 +12,19 @@ from av.codec.hwaccel import HWAccel
 from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, video_stream
+
+
+def damage_message(label: str, skipped: int, concealed: int) -> str | None:
+    """The one warning for a damaged file: packets skipped, frames shown patched up; None for none."""
+    parts = []
+    if skipped:
+        parts.append(f"{skipped} packet{'s' if skipped != 1 else ''} of {label} could not be decoded and "
+                     f"{'were' if skipped != 1 else 'was'} skipped")
+    if concealed:
+        whose = "" if skipped else f" of {label}"
+        parts.append(f"{concealed} frame{'s' if concealed != 1 else ''}{whose} had decoding errors, "
+                     "patched up by the decoder's error concealment")
+    return "; ".join(parts) or None
 
 
 def _cut_short(location: str, stream: av.video.stream.VideoStream) -> bool:
@@ -46,7 +60,8 @@ class VideoFileSource(Source):
         try:
             stream = video_stream(self._container, location)
             stream.thread_type = "AUTO"
-            self._decoded = self._container.decode(stream)
+            self._skipped = self._concealed = 0
+            self._decoded = self._decode_packets(stream)
             self._count = 0
             self._cut_short = _cut_short(location, stream)
             self._pending = self._first_frame()
@@ -73,6 +88,20 @@ class VideoFileSource(Source):
             raise
         super().__init__(info)
 
+    def _decode_packets(self, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+        """Decoded frames, packet by packet: a packet the decoder rejects as invalid data is
+        skipped and counted (a corrupted stretch costs its frames, not the rest of the file);
+        frames the decoder patched up by error concealment are counted too."""
+        for packet in self._container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.InvalidDataError:
+                self._skipped += 1
+                continue
+            for frame in frames:
+                self._concealed += frame.is_corrupt
+                yield frame
+
     def _first_frame(self) -> av.VideoFrame:
         try:
             frame = next(self._decoded, None)
@@ -80,7 +109,8 @@ class VideoFileSource(Source):
             truncated = " (file is truncated)" if self._cut_short else ""
             raise SourceError(f"{self._label}: no decodable video frame{truncated}: {error_reason(error)}") from error
         if frame is None:
-            raise SourceError(f"{self._label}: the video stream holds no frames")
+            damage = f" ({self._skipped} packets could not be decoded)" if self._skipped else ""
+            raise SourceError(f"{self._label}: the video stream holds no frames{damage}")
         return frame
 
     def _read(self) -> Picture | None:
@@ -124,3 +154,6 @@ class VideoFileSource(Source):
 
     def _release(self) -> None:
         self._container.close()
+        report = damage_message(self._label, self._skipped, self._concealed)
+        if report:
+            warnings.warn(report)

@@ -18,6 +18,7 @@ from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import MICROSECOND, Picture, Source, error_reason, rotate, stream_fps, to_rgb8, video_stream
 from .live_audio import audio_stream, open_feed, to_microseconds
+from .cameras import open_capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +287,7 @@ class CameraSession(_Session):
     def __init__(self, device: int | str, label: str, width: int | None, height: int | None,
                  fps: float | None) -> None:
         self._label = label
-        self._capture = cv2.VideoCapture(device)
+        self._capture = open_capture(device)
         if not self._capture.isOpened():
             self._capture.release()
             raise SourceError(f"{label}: cannot open camera (no such device, or it is busy)")
@@ -312,15 +313,23 @@ class CameraSession(_Session):
         self._capture.release()
 
 
+def silence_message(url: str, seconds: float) -> str:
+    """Why a network stream failed when FFmpeg's wait ran out (PyAV's time-out ends it with an
+    'Immediate exit requested' error, which says nothing to a user)."""
+    return f"no data from {url} for {seconds:g} s"
+
+
 class NetworkSession(_Session):
     """One PyAV connection to a stream URL with open/read timeouts; its audio packets are kept
     for ``take_audio``, from the same demuxer as the video."""
 
     def __init__(self, url: str, label: str, av_options: dict[str, str], open_timeout: float,
                  read_timeout: float) -> None:
-        self._label = label
+        self._label, self._url, self._read_timeout = label, url, read_timeout
         try:
             self._container = av.open(url, options=av_options, timeout=(open_timeout, read_timeout))
+        except av.ExitError as error:
+            raise SourceError(silence_message(url, open_timeout)) from error
         except av.FFmpegError as error:
             raise SourceError(f"{label}: cannot connect: {error_reason(error)}") from error
         try:
@@ -349,6 +358,8 @@ class NetworkSession(_Session):
                     self._keep_audio(packet)
                 else:
                     self._frames.extend(packet.decode())
+        except av.ExitError as error:
+            raise SourceError(silence_message(self._url, self._read_timeout)) from error
         except av.FFmpegError as error:
             raise SourceError(f"{self._label}: read failed: {error_reason(error)}") from error
         captured = time.monotonic()
