@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from .cli_group import OneLineUsageErrors
 from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
@@ -48,7 +49,7 @@ class ProgressLine:
             click.echo("", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineUsageErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(None, "-V", "--version", package_name="densestream", prog_name="densestream")
 def main() -> None:
     """Dense prediction on live or recorded video: segmentation, depth, tracking, restoration."""
