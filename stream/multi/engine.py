@@ -235,11 +235,25 @@ class MultiStream:
         """The background device loop is serving batches."""
         return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` or ``abort()`` was called (``stop_on_signals`` asks)."""
+        return self._stopping.is_set()
+
     def stop(self, interrupted: bool = True) -> None:
         """Ask the device loop to finish (safe from signal handlers and other threads)."""
         self._interrupted = self._interrupted or interrupted
         self._stopping.set()
         self.hub.stop()
+
+    def abort(self) -> None:
+        """Stop at once (a second Ctrl-C): video outputs skip their slow finishing steps."""
+        with self._lock:
+            feeders = [stream.feeder for stream in self._streams.values() if stream.feeder is not None]
+        for sink in (sink for feeder in feeders for sink in feeder.sinks):
+            if hasattr(sink, "finish_quickly"):
+                sink.finish_quickly = True
+        self.stop(interrupted=True)
 
     def close(self) -> MultiSummary:
         """Stop everything, finalise every output and return the summary of all streams."""
