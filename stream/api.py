@@ -207,9 +207,12 @@ def _display_size(task: Task, info) -> tuple[int, int]:
 def run(source, task: str | Task = "seg", **options) -> RunSummary:
     """Process ``source`` to the outputs given in ``options`` (see ``build_pipeline``).
 
-    Ctrl-C and SIGTERM stop the run gracefully when called from the main thread: frames in
-    flight are finished and every output file is finalised before this returns.
+    A list of sources is ``run_many`` (and returns its ``MultiSummary``), as ``densestream run``
+    with several sources is. Ctrl-C and SIGTERM stop the run gracefully when called from the
+    main thread: frames in flight are finished and every output file is finalised before this returns.
     """
+    if isinstance(source, list):
+        return run_many(source, task, **options)
     pipeline = build_pipeline(source, task, **options)
     with stop_on_signals(pipeline):
         return pipeline.run()
@@ -217,18 +220,20 @@ def run(source, task: str | Task = "seg", **options) -> RunSummary:
 
 def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw: str | None = None,
              live: bool | None = None, **options):
-    """Process several sources in one process and return a ``stream.multi.MultiSummary``.
+    """Process several sources in one process and return a ``stream.multi.MultiSummary``; what
+    ``run`` with a list of sources and ``densestream run`` with several sources do.
 
-    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets
-    with ``{name}`` in them; ``live`` overrides every stream's policy; ``options`` go to
-    ``stream.multi.MultiStream`` (batch, batch_timeout, device, ...). Ctrl-C and SIGTERM stop
-    it gracefully from the main thread.
+    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets,
+    ``out`` with ``{name}`` in it when there are several streams (``raw`` without it becomes
+    ``raw/{name}``); ``live`` overrides every stream's policy; ``options`` go to
+    ``stream.multi.MultiStream`` (batch, batch_timeout, device, max_frames, overwrite, ...), and
+    the single-source options (show, init_box, drawing and encoding choices) are refused.
+    Everything is checked before a stream starts. Ctrl-C and SIGTERM stop it gracefully from the
+    main thread.
     """
-    from .multi import MultiStream, as_entry
+    from .multi import start_streams
 
-    engine = MultiStream(task, **options)
-    for name, spec, policy in map(as_entry, sources):
-        engine.add(spec, name=name, out=out, raw=raw, live=policy if live is None else live)
+    engine = start_streams(sources, task, out=out, raw=raw, live=live, **options)
     with stop_on_signals(engine):
         return engine.run()
 

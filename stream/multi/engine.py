@@ -22,6 +22,7 @@ from ..errors import DenseStreamError, describe_error
 from ..frames import StreamInfo
 from ..hwcodecs import pick_decoder_accel, pick_encoder
 from ..overlay import OverlayRenderer, draw_hud
+from ..pipeline import check_run_options
 from ..sinks import RawSink, open_sink
 from ..sources import open_source
 from ..sources.opening import NETWORK_SCHEMES
@@ -72,8 +73,9 @@ class MultiStream:
 
     ``batch`` frames at most share a device call; ``batch_timeout`` seconds is how long the
     oldest waiting frame waits for others to fill its batch. ``reopen_for`` is how long a
-    camera or network stream may stay away before it fails (None: forever). Other options
-    are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
+    camera or network stream may stay away before it fails (None: forever); ``max_frames``
+    ends each stream after that many frames; ``overwrite`` lets outputs replace existing ones
+    (never an input). Other options are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
     for every stream once its source is open (the server's HLS output). Use ``add``/``remove``, then ``run()`` (until
     every stream has ended) or ``start()``/``close()`` (in the background, for servers).
     """
@@ -84,11 +86,13 @@ class MultiStream:
                  infer_size: str | tuple[int, int] = "auto",
                  init_box: tuple[float, float, float, float] | None = None, hw_codecs: str = "auto",
                  queue_size: int = 8, reopen_for: float | None = 60.0, threads: int | None = None,
+                 max_frames: int | None = None, overwrite: bool = False,
                  sink_factory: Callable[[str, StreamInfo], list] | None = None) -> None:
         if batch < 1:
             raise DenseStreamError("--batch must be at least 1")
         if batch_timeout < 0:
             raise DenseStreamError("--batch-timeout must not be negative")
+        check_run_options(batch, max_frames)
         if threads is not None:
             set_cpu_threads(threads)
         self.device = select_device(device)
@@ -99,6 +103,8 @@ class MultiStream:
         self.layout = layout
         self.queue_size = queue_size
         self.reopen_for = reopen_for
+        self.max_frames = max_frames
+        self.overwrite = overwrite
         self._sink_factory = sink_factory
         self._defaults = {"task": task, "model": model, "refine": refine, "infer_size": infer_size,
                           "init_box": init_box}
@@ -141,7 +147,7 @@ class MultiStream:
             reader = StreamReader(
                 chosen, opener, self.hub, on_open=lambda info: self._opened(chosen, info), live=live,
                 reopen=reopens(source) if reopen is None else reopen, reopen_for=self.reopen_for, capacity=self.queue_size,
-                blocked=lambda: self._blocked(chosen), on_end=self.hub.wake)
+                blocked=lambda: self._blocked(chosen), on_end=self.hub.wake, max_frames=self.max_frames)
             stream = _Stream(chosen, str(source) if not callable(source) else chosen, task_key,
                              entry.task.name, reader, _fill(out, chosen), _fill(raw, chosen),
                              extra_sinks=list(sinks or ()))
@@ -408,9 +414,10 @@ class MultiStream:
         sinks = list(stream.extra_sinks)
         try:
             if stream.out or not sinks:
-                sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder))
+                sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder,
+                                       overwrite=self.overwrite))
             if stream.raw:
-                sinks.append(RawSink(stream.raw))
+                sinks.append(RawSink(stream.raw, inputs=info.inputs, overwrite=self.overwrite))
             if self._sink_factory is not None:
                 sinks.extend(self._sink_factory(name, out_info))
         except BaseException:
