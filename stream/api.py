@@ -227,9 +227,9 @@ def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw
     ``out`` with ``{name}`` in it when there are several streams (``raw`` without it becomes
     ``raw/{name}``); ``live`` overrides every stream's policy; ``options`` go to
     ``stream.multi.MultiStream`` (batch, batch_timeout, device, max_frames, overwrite, ...), and
-    the single-source options (show, init_box, drawing and encoding choices) are refused.
-    Everything is checked before a stream starts. Ctrl-C and SIGTERM stop it gracefully from the
-    main thread.
+    single-source options (show, init_box, drawing and encoding choices) other than their
+    defaults are refused. Everything is checked before a stream starts. Ctrl-C and SIGTERM stop
+    it gracefully from the main thread.
     """
     from .multi import start_streams
 
