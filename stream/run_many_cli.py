@@ -90,4 +90,6 @@ def _engine_options(ctx: click.Context) -> dict:
         options["batch"] = STREAMS_BATCH
     if options["batch_timeout"] is None:
         del options["batch_timeout"]
+    if options["compile"] == "off":
+        del options["compile"]  # what several streams get anyway
     return options

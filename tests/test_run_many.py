@@ -93,13 +93,31 @@ def test_max_frames_and_overwrite_apply_to_every_stream(tmp_path):
     assert again.exit_code == 0 and frames_in(tmp_path / "synth_pattern.mp4") == 3
 
 
-@pytest.mark.parametrize("option", [["--show"], ["--init-box", "1,1,4,4"], ["--opacity", "0.3"],
-                                    ["--codec", "hevc"], ["--compile", "on"]])
+@pytest.mark.parametrize("option", [["--show"], ["--init-box", "1,1,4,4"], ["--compile", "on"], ["--raw-probs"]])
 def test_single_source_options_are_refused_with_several(tmp_path, option):
     result = run(pattern(2), pattern(2, 1), "--out", str(tmp_path / "{name}.mp4"), *option)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert error_lines(result.output) == [f"error: {option[0]} works with a single source only, not with 2 sources"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_drawing_encoding_and_raw_options_reach_every_stream(tmp_path):
+    import av
+    import numpy as np
+
+    result = run(pattern(2), pattern(2, 1), "--task", "depth", "--out", str(tmp_path / "{name}.mkv"),
+                 "--size", "64x40", "--depth-range", "1,40", "--quality", "30", "--raw", str(tmp_path / "maps"),
+                 "--raw-format", "npy")
+    assert result.exit_code == 0, result.output
+    for name in ("synth_pattern", "synth_pattern_2"):
+        with av.open(str(tmp_path / f"{name}.mkv")) as container:
+            assert (container.streams.video[0].width, container.streams.video[0].height) == (64, 40)
+        depth = sorted((tmp_path / "maps" / name).glob("*_depth.npy"))
+        assert len(depth) == 2 and np.load(depth[0]).dtype == np.float32
+    auto = run(pattern(2), pattern(2, 1), "--task", "depth", "--out", "null", "--depth-range", "auto")
+    assert auto.exit_code == 1 and "give NEAR,FAR for several streams" in auto.output
+    no_video = run(pattern(2), pattern(2, 1), "--out", "null", "--quality", "30")
+    assert no_video.exit_code == 1 and "apply to video file outputs" in no_video.output
 
 
 def test_one_source_is_the_single_stream_run(tmp_path):
