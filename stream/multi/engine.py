@@ -78,9 +78,11 @@ class MultiStream:
     ends each stream after that many frames; ``overwrite`` lets outputs replace existing ones
     (never an input); ``codec``, ``quality``, ``preset``, ``bitrate`` and ``raw_format`` are
     ``build_pipeline``'s, for every stream's video file and raw folder, and so are the drawing
-    options (``opacity`` ... ``full_panels``, see ``stream.api.make_renderer``). Other options are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
-    for every stream once its source is open (the server's HLS output). Use ``add``/``remove``, then ``run()`` (until
-    every stream has ended) or ``start()``/``close()`` (in the background, for servers).
+    options (``opacity`` ... ``full_panels``, see ``stream.api.make_renderer``). Other options
+    are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
+    for every stream once its source is open (the server's HLS output). Use ``add``/``remove``,
+    then ``run()`` (until every stream has ended) or ``start()``/``close()`` (in the background,
+    for servers).
     """
 
     def __init__(self, task: str | Task = "seg", *, model: str | None = None, layout: str = "overlay",
@@ -97,8 +99,6 @@ class MultiStream:
                  line_width: int | None = None, size: str | tuple[int, int] | None = None,
                  full_panels: bool = False,
                  sink_factory: Callable[[str, StreamInfo], list] | None = None) -> None:
-        if batch < 1:
-            raise DenseStreamError("--batch must be at least 1")
         if batch_timeout < 0:
             raise DenseStreamError("--batch-timeout must not be negative")
         check_run_options(batch, max_frames)
