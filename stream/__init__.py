@@ -1,8 +1,8 @@
 """densestream: frames in, dense predictions and overlays out.
 
 ``stream.run(source, task, out=...)`` processes a whole input; ``stream.build_pipeline``
-returns a ``Pipeline`` to iterate result by result; ``stream.run_many`` runs several sources
-in one process and ``stream.serve`` serves them over HTTP; ``stream.batch(inputs, task, out_dir)``
+returns a ``Pipeline`` to iterate result by result; ``stream.run_many`` (and ``stream.run``
+given a list) runs several sources in one process and ``stream.serve`` serves them over HTTP; ``stream.batch(inputs, task, out_dir)``
 processes many files, resumably, on local workers or Ray. The ``densestream`` command wraps them.
 """
 

@@ -146,16 +146,10 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         if box is not None:
             _check_box_in_frame(box, src.info)
         task_obj = task if isinstance(task, Task) else build_task(task, model, box, refine, infer_size)
-        names = task_obj.classes or list(CAMVID_CLASSES)
-        try:
-            renderer = OverlayRenderer(
-                layout=layout, classes=names, device=torch_device, expect=task_obj.outputs,
-                palette=palette, alpha=opacity, legend=legend, depth_cmap=depth_cmap, line_width=line_width,
-                size=out_size, full_panels=full_panels,
-                draw_classes=None if classes is None else class_ids(classes, names),
-                depth_range=parse_depth_range(depth_range or task_obj.depth_range or (1.0, 80.0)))
-        except ValueError as exc:
-            raise DenseStreamError(str(exc)) from exc
+        renderer = make_renderer(task_obj, torch_device, layout=layout, opacity=opacity, classes=classes,
+                                 palette=palette, legend=legend, depth_range=depth_range,
+                                 depth_cmap=depth_cmap, line_width=line_width, size=out_size,
+                                 full_panels=full_panels)
         raw_keys = _raw_keys(task_obj, raw, raw_probs, outputs)
         out_h, out_w = renderer.output_size(*_display_size(task_obj, src.info))
         out_info = replace(src.info, width=out_w, height=out_h)
@@ -175,6 +169,25 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
             sink.close()
         src.close()
         raise
+
+
+def make_renderer(task: Task, device, *, layout: str = "overlay", opacity: float = 0.5,
+                  classes: str | list[str | int] | None = None, palette: str = "contrast",
+                  legend: str = "present", depth_range: str | tuple[float, float] | None = None,
+                  depth_cmap: str = "turbo", line_width: int | None = None,
+                  size: str | tuple[int, int] | None = None, full_panels: bool = False) -> OverlayRenderer:
+    """The overlay renderer for ``task``'s outputs, the drawing options as in ``build_pipeline``
+    (the multi-stream engine draws every stream with one of these per task)."""
+    names = task.classes or list(CAMVID_CLASSES)
+    try:
+        return OverlayRenderer(
+            layout=layout, classes=names, device=device, expect=task.outputs,
+            palette=palette, alpha=opacity, legend=legend, depth_cmap=depth_cmap, line_width=line_width,
+            size=parse_output_size(size), full_panels=full_panels,
+            draw_classes=None if classes is None else class_ids(classes, names),
+            depth_range=parse_depth_range(depth_range or task.depth_range or (1.0, 80.0)))
+    except ValueError as exc:
+        raise DenseStreamError(str(exc)) from exc
 
 
 def _raw_keys(task: Task, raw: str | None, raw_probs: bool, outputs) -> tuple[str, ...]:
@@ -208,9 +221,12 @@ def _display_size(task: Task, info) -> tuple[int, int]:
 def run(source, task: str | Task = "seg", **options) -> RunSummary:
     """Process ``source`` to the outputs given in ``options`` (see ``build_pipeline``).
 
-    Ctrl-C and SIGTERM stop the run gracefully when called from the main thread: frames in
-    flight are finished and every output file is finalised before this returns.
+    A list of sources is ``run_many`` (and returns its ``MultiSummary``), as ``densestream run``
+    with several sources is. Ctrl-C and SIGTERM stop the run gracefully when called from the
+    main thread: frames in flight are finished and every output file is finalised before this returns.
     """
+    if isinstance(source, list):
+        return run_many(source, task, **options)
     pipeline = build_pipeline(source, task, **options)
     with stop_on_signals(pipeline):
         return pipeline.run()
@@ -218,18 +234,20 @@ def run(source, task: str | Task = "seg", **options) -> RunSummary:
 
 def run_many(sources, task: str | Task = "seg", *, out: str | None = "null", raw: str | None = None,
              live: bool | None = None, **options):
-    """Process several sources in one process and return a ``stream.multi.MultiSummary``.
+    """Process several sources in one process and return a ``stream.multi.MultiSummary``; what
+    ``run`` with a list of sources and ``densestream run`` with several sources do.
 
-    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets
-    with ``{name}`` in them; ``live`` overrides every stream's policy; ``options`` go to
-    ``stream.multi.MultiStream`` (batch, batch_timeout, device, ...). Ctrl-C and SIGTERM stop
-    it gracefully from the main thread.
+    ``sources`` are specs or (name, spec[, live]) tuples; ``out``/``raw`` are per-stream targets,
+    ``out`` with ``{name}`` in it when there are several streams (``raw`` without it becomes
+    ``raw/{name}``); ``live`` overrides every stream's policy; ``options`` go to
+    ``stream.multi.MultiStream`` (batch, batch_timeout, device, max_frames, overwrite, the
+    drawing and encoding options, ...), and the single-source options (show, init_box, compile,
+    raw_probs, outputs, progress) other than their defaults are refused. Everything is checked
+    before a stream starts. Ctrl-C and SIGTERM stop it gracefully from the main thread.
     """
-    from .multi import MultiStream, as_entry
+    from .multi import start_streams
 
-    engine = MultiStream(task, **options)
-    for name, spec, policy in map(as_entry, sources):
-        engine.add(spec, name=name, out=out, raw=raw, live=policy if live is None else live)
+    engine = start_streams(sources, task, out=out, raw=raw, live=live, **options)
     with stop_on_signals(engine):
         return engine.run()
 

@@ -17,6 +17,7 @@ from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import DenseStreamError, describe_error
 from .launch import STARTING_MESSAGE, interrupt_on_signals, signalled
+from .run_many_cli import one_source, several_sources_options
 from .tasks import TASK_NAMES, parse_infer_size
 
 
@@ -57,7 +58,8 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@several_sources_options
 @click.option("--task", "task", default="seg", show_default=True,
               help=f"One of {', '.join(TASK_NAMES)}, or several joined by commas.")
 @click.option("--model", default=None, help="Zoo name or checkpoint path (default: the task's shipped model).")
@@ -69,7 +71,8 @@ def main() -> None:
 @click.option("--layout", type=click.Choice(["overlay", "side-by-side", "grid"]), default="overlay",
               show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Frames per batch (offline input).")
+@click.option("--batch", type=int, default=1, show_default=True,
+              help="Frames per batch (offline input; with several sources 4 by default, from any streams).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
               show_default=True)
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
@@ -98,11 +101,13 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings and errors (no progress, no summary).")
 @click.option("--json", "json_path", default=None,
               help="Write the run summary as JSON to this file ('-' for stdout), keys as stream.RunSummary.")
-def run(source, task, model, out, raw, overwrite, show, layout, device, batch, precision, max_frames,
-        init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice, quiet, json_path,
-        **output_choices) -> None:
+def run(sources, list_file, batch_timeout, task, model, out, raw, overwrite, show, layout, device, batch,
+        precision, max_frames, init_box, refine, infer_size, live, hud, threads, hw_codecs, compile_choice,
+        quiet, json_path, **output_choices) -> None:
     """Run TASK over SOURCE: a video file, camera (0, /dev/video0), URL, image folder/glob or
-    synth://drive, synth://pattern."""
+    synth://drive, synth://pattern. Several sources (or --list FILE, @FILE) share one device
+    stage as in `densestream multi`: --out needs {name} in it, --raw DIR writes DIR/NAME."""
+    source = one_source(click.get_current_context())
     progress = ProgressLine(enabled=sys.stderr.isatty() and not quiet)
     interrupt_on_signals()
     try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
 
 import click
 
-from .errors import DenseStreamError, describe_error
+from .errors import describe_error
 from .hwcodecs import HW_CHOICES
 from .tasks import TASK_NAMES, parse_infer_size
 
@@ -17,15 +18,15 @@ def _fail(message: str) -> SystemExit:
     return SystemExit(1)
 
 
-def output_templates(count: int, out: str | None, raw: str | None) -> tuple[str | None, str | None]:
-    """Per-stream targets: with several streams ``--out`` must hold ``{name}`` (or be null) and
-    ``--raw DIR`` without ``{name}`` becomes ``DIR/{name}``."""
-    if count > 1 and out and out != "null" and "{name}" not in out:
-        raise DenseStreamError(f"--out '{out}' would be shared by {count} streams: put {{name}} in it, "
-                               "e.g. --out 'out/{name}.mp4'")
-    if count > 1 and raw and "{name}" not in raw:
-        raw = os.path.join(raw, "{name}")
-    return out, raw
+# The batch size of several streams: frames from any of them share a device call.
+STREAMS_BATCH = 4
+# '@FILE' among the sources stands for the sources the list file names.
+LIST_PREFIX = "@"
+
+
+def is_list_argument(text: str) -> bool:
+    """``@FILE``: a source list file given among the sources."""
+    return text.startswith(LIST_PREFIX) and len(text) > len(LIST_PREFIX)
 
 
 def engine_options(task, model, layout, device, precision, batch, batch_timeout, hud, refine,
@@ -47,7 +48,7 @@ def engine_option_decorators(func):
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
                      show_default=True),
-        click.option("--batch", type=int, default=4, show_default=True,
+        click.option("--batch", type=int, default=STREAMS_BATCH, show_default=True,
                      help="Most frames (from any streams of one size) in one device call."),
         click.option("--batch-timeout", type=float, default=0.02, show_default=True,
                      help="Seconds a frame waits for others to fill its batch."),
@@ -64,19 +65,38 @@ def engine_option_decorators(func):
 
 
 def gather_sources(sources: tuple[str, ...], list_file: str | None, live: bool | None = None) -> list:
-    """``SourceEntry`` for each argument and list-file line; ``live`` (--live/--offline) overrides all."""
+    """``SourceEntry`` for each argument (an ``@FILE`` argument gives its list file's entries)
+    and each ``list_file`` line; ``live`` (--live/--offline) overrides all."""
     from .multi import SourceEntry, read_source_list
 
-    entries = [SourceEntry(None, source) for source in sources]
+    entries = []
+    for source in sources:
+        if is_list_argument(source):
+            entries.extend(read_source_list(Path(source[len(LIST_PREFIX):])))
+        else:
+            entries.append(SourceEntry(None, source))
     if list_file:
         entries.extend(read_source_list(list_file))
     return entries if live is None else [entry._replace(live=live) for entry in entries]
 
 
+def run_engine(engine, seconds: float | None = None):
+    """Run ``engine`` to its end (or for ``seconds``), Ctrl-C and SIGTERM stopping it gracefully;
+    returns its ``MultiSummary``."""
+    from .pipeline import stop_on_signals
+
+    timer = threading.Timer(seconds, engine.stop, kwargs={"interrupted": False}) if seconds else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    with stop_on_signals(engine):
+        return engine.run()
+
+
 @click.command()
 @click.argument("sources", nargs=-1)
 @click.option("--list", "list_file", default=None,
-              help="A file of sources, one a line: '[NAME: ]SOURCE[ live|offline]'.")
+              help="A file of sources, one a line: '[NAME: ]SOURCE[ live|offline]' (or give @FILE).")
 @click.option("--out", default=None, help="Per-stream output with {name}: 'out/{name}.mp4', 'frames/{name}/', null.")
 @click.option("--raw", default=None, help="Folder for raw maps; each stream writes into DIR/NAME.")
 @click.option("--live/--offline", default=None, help="Override every input's policy.")
@@ -86,38 +106,26 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
     """Run one task over several SOURCES at once (files, cameras, URLs, synth://...): frames of
     the same size from different streams share device batches; each stream keeps its own
     outputs, drop policy, reconnects and summary row."""
-    from .multi import MultiStream
-    from .pipeline import stop_on_signals
+    from .multi import start_streams
 
     try:
-        entries = gather_sources(sources, list_file, live)
-        if not entries:
-            raise DenseStreamError("give at least one source (or --list FILE)")
-        out, raw = output_templates(len(entries), out, raw)
-        if not (out or raw):
-            raise DenseStreamError("nothing to write: give --out (with {name}) or --raw")
-        engine = MultiStream(**engine_options(**options))
-        for name, source, policy in entries:
-            engine.add(source, name=name, out=out, raw=raw, live=policy)
+        engine = start_streams(gather_sources(sources, list_file, live), out=out, raw=raw,
+                               **engine_options(**options))
     except Exception as exc:  # noqa: BLE001 - one line for the user, not a traceback
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise _fail(describe_error(exc)) from None
-    timer = threading.Timer(seconds, engine.stop, kwargs={"interrupted": False}) if seconds else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    with stop_on_signals(engine):
-        summary = engine.run()
+    summary = run_engine(engine, seconds)
     echo_summary(summary)
     if summary.interrupted and not summary.failed:
         click.echo("interrupted: outputs hold the frames processed so far", err=True)
     sys.exit(summary.exit_code)
 
 
-def echo_summary(summary) -> None:
-    """The per-stream summary table, then one ``error:`` line per failed stream and for the run."""
-    for line in summary.lines():
+def echo_summary(summary, table: bool = True) -> None:
+    """The per-stream summary table (unless ``table`` is False), then one ``error:`` line per
+    failed stream and for the run."""
+    for line in summary.lines() if table else ():
         click.echo(line, err=True)
     for failed in summary.failed:
         click.echo(f"error: {failed.name}: {failed.run.error}", err=True)

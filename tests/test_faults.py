@@ -355,3 +355,13 @@ def test_finishing_quickly_keeps_the_fragmented_file_and_a_cancelled_remux_chang
     assert path.read_bytes() == fragmented and sorted(p.name for p in tmp_path.iterdir()) == ["quick.mp4"]
     remux_faststart(path, "mp4")
     assert b"moof" not in path.read_bytes() and decoded_frames(path) == 12
+
+
+def test_overwrite_of_a_video_without_audio_moves_the_new_recording_into_place(tmp_path):
+    silent = make_video(tmp_path / "in.mp4", frames=6, size=(64, 48)).path
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"precious")
+    summary = stream.run(str(silent), LumaTask(), out=str(old), overwrite=True, device="cpu")
+    assert summary.exit_code == 0, summary.error
+    assert decoded_frames(old) == 6  # FFmpeg opens the file at the first packet, after the first frame
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4", "old.mp4"]

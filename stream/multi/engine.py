@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..api import RAW_KEYS
+from ..api import RAW_FORMATS, RAW_KEYS, _encoding, make_renderer
 from ..engine import DeviceStage, StageResult, select_device, select_precision, set_cpu_threads
 from ..errors import DenseStreamError, describe_error
 from ..frames import StreamInfo
 from ..hwcodecs import pick_decoder_accel, pick_encoder
 from ..overlay import OverlayRenderer, draw_hud
+from ..pipeline import check_run_options
 from ..sinks import RawSink, open_sink
 from ..sources import open_source
 from ..sources.opening import NETWORK_SCHEMES
@@ -49,6 +50,7 @@ class _Stream:
     reader: StreamReader
     out: str | None = None
     raw: str | None = None
+    encoding: dict = field(default_factory=dict)
     feeder: OutputFeeder | None = None
     latest: tuple[int, np.ndarray] | None = None
     last_latency: float | None = None
@@ -72,10 +74,15 @@ class MultiStream:
 
     ``batch`` frames at most share a device call; ``batch_timeout`` seconds is how long the
     oldest waiting frame waits for others to fill its batch. ``reopen_for`` is how long a
-    camera or network stream may stay away before it fails (None: forever). Other options
+    camera or network stream may stay away before it fails (None: forever); ``max_frames``
+    ends each stream after that many frames; ``overwrite`` lets outputs replace existing ones
+    (never an input); ``codec``, ``quality``, ``preset``, ``bitrate`` and ``raw_format`` are
+    ``build_pipeline``'s, for every stream's video file and raw folder, and so are the drawing
+    options (``opacity`` ... ``full_panels``, see ``stream.api.make_renderer``). Other options
     are those of ``stream.api.build_pipeline``; ``sink_factory(name, info)`` gives more sinks
-    for every stream once its source is open (the server's HLS output). Use ``add``/``remove``, then ``run()`` (until
-    every stream has ended) or ``start()``/``close()`` (in the background, for servers).
+    for every stream once its source is open (the server's HLS output). Use ``add``/``remove``,
+    then ``run()`` (until every stream has ended) or ``start()``/``close()`` (in the background,
+    for servers).
     """
 
     def __init__(self, task: str | Task = "seg", *, model: str | None = None, layout: str = "overlay",
@@ -84,11 +91,22 @@ class MultiStream:
                  infer_size: str | tuple[int, int] = "auto",
                  init_box: tuple[float, float, float, float] | None = None, hw_codecs: str = "auto",
                  queue_size: int = 8, reopen_for: float | None = 60.0, threads: int | None = None,
+                 max_frames: int | None = None, overwrite: bool = False, codec: str = "h264",
+                 quality: int | None = None, preset: str | None = None, bitrate: str | None = None,
+                 raw_format: str = "png", opacity: float = 0.5, classes: str | list[str | int] | None = None,
+                 palette: str = "contrast", legend: str = "present",
+                 depth_range: str | tuple[float, float] | None = None, depth_cmap: str = "turbo",
+                 line_width: int | None = None, size: str | tuple[int, int] | None = None,
+                 full_panels: bool = False,
                  sink_factory: Callable[[str, StreamInfo], list] | None = None) -> None:
-        if batch < 1:
-            raise DenseStreamError("--batch must be at least 1")
         if batch_timeout < 0:
             raise DenseStreamError("--batch-timeout must not be negative")
+        check_run_options(batch, max_frames)
+        if depth_range == "auto":
+            raise DenseStreamError("--depth-range auto follows the depths of one stream: give NEAR,FAR "
+                                   "for several streams")
+        if raw_format not in RAW_FORMATS:
+            raise DenseStreamError(f"unknown raw format {raw_format!r} (choose from {', '.join(RAW_FORMATS)})")
         if threads is not None:
             set_cpu_threads(threads)
         self.device = select_device(device)
@@ -99,10 +117,17 @@ class MultiStream:
         self.layout = layout
         self.queue_size = queue_size
         self.reopen_for = reopen_for
+        self.max_frames = max_frames
+        self.overwrite = overwrite
+        self._quality = (quality, preset, bitrate)
+        self._depth_format = RAW_FORMATS[raw_format]
+        self._drawing = dict(opacity=opacity, classes=classes, palette=palette, legend=legend,
+                             depth_range=depth_range, depth_cmap=depth_cmap, line_width=line_width,
+                             size=size, full_panels=full_panels)
         self._sink_factory = sink_factory
         self._defaults = {"task": task, "model": model, "refine": refine, "infer_size": infer_size,
                           "init_box": init_box}
-        self._encoder = pick_encoder(hw_codecs, self.device)
+        self._encoder = pick_encoder(hw_codecs, self.device, codec)
         self._hwaccel = pick_decoder_accel(hw_codecs, self.device)
         self.hub = Hub()
         self._streams: dict[str, _Stream] = {}
@@ -138,12 +163,13 @@ class MultiStream:
         task_key, entry = self._task_for(task, model, name or str(source))
         with self._lock:
             chosen = self._unique_name(name or _default_name(source))
+            encoding = _encoding(_fill(out, chosen), *self._quality)
             reader = StreamReader(
                 chosen, opener, self.hub, on_open=lambda info: self._opened(chosen, info), live=live,
                 reopen=reopens(source) if reopen is None else reopen, reopen_for=self.reopen_for, capacity=self.queue_size,
-                blocked=lambda: self._blocked(chosen), on_end=self.hub.wake)
+                blocked=lambda: self._blocked(chosen), on_end=self.hub.wake, max_frames=self.max_frames)
             stream = _Stream(chosen, str(source) if not callable(source) else chosen, task_key,
-                             entry.task.name, reader, _fill(out, chosen), _fill(raw, chosen),
+                             entry.task.name, reader, _fill(out, chosen), _fill(raw, chosen), encoding,
                              extra_sinks=list(sinks or ()))
             self._streams[chosen] = stream
         reader.start()
@@ -235,11 +261,25 @@ class MultiStream:
         """The background device loop is serving batches."""
         return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` or ``abort()`` was called (``stop_on_signals`` asks)."""
+        return self._stopping.is_set()
+
     def stop(self, interrupted: bool = True) -> None:
         """Ask the device loop to finish (safe from signal handlers and other threads)."""
         self._interrupted = self._interrupted or interrupted
         self._stopping.set()
         self.hub.stop()
+
+    def abort(self) -> None:
+        """Stop at once (a second Ctrl-C): video outputs skip their slow finishing steps."""
+        with self._lock:
+            feeders = [stream.feeder for stream in self._streams.values() if stream.feeder is not None]
+        for sink in (sink for feeder in feeders for sink in feeder.sinks):
+            if hasattr(sink, "finish_quickly"):
+                sink.finish_quickly = True
+        self.stop(interrupted=True)
 
     def close(self) -> MultiSummary:
         """Stop everything, finalise every output and return the summary of all streams."""
@@ -375,9 +415,7 @@ class MultiStream:
             task_obj = chosen if isinstance(chosen, Task) else build_task(
                 chosen, options["model"], options["init_box"], options["refine"], options["infer_size"])
             task_obj.prepare(self.device)
-            renderer = OverlayRenderer(layout=self.layout, classes=task_obj.classes,
-                                       depth_range=task_obj.depth_range or (1.0, 80.0),
-                                       device=self.device, expect=task_obj.outputs)
+            renderer = make_renderer(task_obj, self.device, layout=self.layout, **self._drawing)
             entry = _TaskEntry(task_obj, renderer)
             with self._lock:
                 entry = self._tasks.setdefault(key, entry)
@@ -394,9 +432,11 @@ class MultiStream:
         sinks = list(stream.extra_sinks)
         try:
             if stream.out or not sinks:
-                sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder))
+                sinks.append(open_sink(stream.out or "null", out_info, codec=self._encoder,
+                                       overwrite=self.overwrite, **stream.encoding))
             if stream.raw:
-                sinks.append(RawSink(stream.raw))
+                sinks.append(RawSink(stream.raw, depth_format=self._depth_format, inputs=info.inputs,
+                                     overwrite=self.overwrite))
             if self._sink_factory is not None:
                 sinks.extend(self._sink_factory(name, out_info))
         except BaseException:

@@ -57,14 +57,14 @@ class StreamReader:
     ``opener()`` returns a fresh source; ``on_open(info)`` is called with the first source's
     info and returns the lane group (it opens the outputs); ``reopen_for`` seconds is how long
     an outage may last before the stream fails (None: forever); ``reopen`` False makes any end
-    final (files, synthetic scenes).
+    final (files, synthetic scenes); ``max_frames`` ends the stream after that many frames.
     """
 
     def __init__(self, name: str, opener: Callable[[], object], hub: Hub, *,
                  on_open: Callable[[StreamInfo], object], live: bool | None, reopen: bool,
                  reopen_for: float | None = 60.0, capacity: int = 8, retry_delay: float = 0.5,
                  max_delay: float = 8.0, blocked: Callable[[], bool] | None = None,
-                 on_end: Callable[[], None] = lambda: None) -> None:
+                 on_end: Callable[[], None] = lambda: None, max_frames: int | None = None) -> None:
         self.name = name
         self.stats = RunStats()
         self.latency = LatencyHistogram()
@@ -76,6 +76,7 @@ class StreamReader:
         self._reopen, self._reopen_for = reopen, reopen_for
         self._capacity, self._blocked = capacity, blocked
         self._retry_delay, self._max_delay = retry_delay, max_delay
+        self._max_frames = max_frames
         self._state = "connecting"
         self._source = None
         self._source_drops = 0
@@ -156,7 +157,7 @@ class StreamReader:
                 outage_started, delay = None, self._retry_delay
                 ended_with = self._pump(source)
                 self._retire(source)
-                if self._stop.is_set() or not self._reopen:
+                if self._stop.is_set() or not self._reopen or self._at_limit():
                     if ended_with is not None:
                         raise ended_with
                     break
@@ -215,9 +216,14 @@ class StreamReader:
                 if not self._hub.put(self.name, frame):
                     break
                 self.stats.frame_read()
+                if self._at_limit():
+                    break
         except DenseStreamError as exc:
             return exc
         return None
+
+    def _at_limit(self) -> bool:
+        return self._max_frames is not None and self._next_index >= self._max_frames
 
     def _restamp(self, frame: Frame, new_session: bool) -> None:
         """Number frames across reopened sessions and keep their timestamps increasing."""

@@ -37,6 +37,14 @@ class MultiSummary:
     def stream(self, name: str) -> StreamSummary:
         return next(stream for stream in self.streams if stream.name == name)
 
+    def as_dict(self) -> dict:
+        """JSON-ready: ``streams`` (per stream its name, task, state and reconnects plus every
+        ``RunSummary.as_dict`` key) and the run's totals (``--json`` with several sources)."""
+        streams = [{"name": s.name, "task": s.task, "state": s.state, "reconnects": s.reconnects,
+                    **s.run.as_dict()} for s in self.streams]
+        return {"streams": streams, "frames_out": self.frames_out, "seconds": self.seconds, "fps": self.fps,
+                "interrupted": self.interrupted, "error": self.error, "exit_code": self.exit_code}
+
     def lines(self) -> list[str]:
         """A table, one stream a row, then the totals (errors: ``failed``)."""
         header = f"{'stream':<20} {'task':<10} {'out':>7} {'in':>7} {'dropped':>7} {'reconn':>6} " \

@@ -92,6 +92,7 @@ class VideoSink(Sink):
         self._last_step = 0
         self._warned_pts = False
         self._held: av.Packet | None = None
+        self._muxed = False  # FFmpeg opens the file at the first mux: publishing waits for it
         self._audio: AudioTrack | None = None
         if info.audio_source or info.audio_feed:
             try:
@@ -130,7 +131,8 @@ class VideoSink(Sink):
         except (av.FFmpegError, OSError, ValueError) as error:
             self._write_failed = True
             raise SinkError(f"cannot write frame {frame.index} to {self.path}: {error}") from error
-        self._file.publish()
+        if self._muxed:
+            self._file.publish()
         self._sync_now_and_then()
 
     def _mux_video(self, packets: list[av.Packet], last: bool = False) -> None:
@@ -141,6 +143,7 @@ class VideoSink(Sink):
             if self._held is not None:
                 self._held.duration = max(1, packet.dts - self._held.dts)
                 self._container.mux(self._held)
+                self._muxed = True
             self._held = packet
         if last and self._held is not None:
             frame_rate = Fraction(self._info.fps).limit_denominator(1_000_000) if self._info.fps else None
