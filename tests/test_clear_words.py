@@ -211,7 +211,8 @@ def test_exit_codes_are_those_the_readme_lists(args, code):
     if code == 1:
         assert only_error(result) == "error: nothing to write: give --out, --raw or --show"
     if code == 2:
-        assert only_error(result).startswith("error: ") and only_error(result).endswith("--help")
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(" run --help"), lines
 
 
 def test_the_readme_lists_every_exit_code():
