@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..api import RAW_KEYS
+from ..cpu_share import choose_threads
 from ..engine import DeviceStage, StageResult, select_device, select_precision, set_cpu_threads
 from ..errors import DenseStreamError, describe_error
 from ..frames import StreamInfo
@@ -91,6 +92,8 @@ class MultiStream:
             raise DenseStreamError("--batch-timeout must not be negative")
         if threads is not None:
             set_cpu_threads(threads)
+        else:
+            choose_threads()
         self.device = select_device(device)
         self.dtype = select_precision(self.device, precision)
         self.batch = batch
