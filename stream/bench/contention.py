@@ -4,8 +4,10 @@ Rows: ``model`` (the task's forward on device tensors), ``pipeline`` (the real p
 null sink) and ``drive`` (frames rendered by the ``synth://drive`` source). Every repeat
 measures all rows idle, then starts N busy loops (pure Python, one process each), measures
 them again and ends the loops, so that slow changes of the machine's load hit both phases.
-The loops are always ended: on return, on errors, on Ctrl-C and on SIGTERM; a loop whose
-parent died ends by itself.
+Each loop runs in a session of its own, as a job started elsewhere would: where the kernel
+shares the CPU between sessions first (autogroup), loops inside the bench's own session would
+only split the bench's share. The loops are always ended: on return, on errors, on Ctrl-C and
+on SIGTERM; a loop whose parent died ends by itself.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def busy_loops(count: int) -> Iterator[list[int]]:
         for _ in range(count):
             procs.append(subprocess.Popen([sys.executable, "-S", "-c", BUSY_LOOP],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
         time.sleep(SETTLE_SECONDS)
         yield [proc.pid for proc in procs]
     finally:
