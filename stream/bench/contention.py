@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..cpu_share import enabled, usable_cores
-from ..engine import select_device, select_precision
+from ..engine import PRECISIONS, select_device, select_precision
 from ..errors import DenseStreamError
 from ..sources import open_source
 from ..tasks import Task, build_task
@@ -148,6 +148,7 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
             "competitors": count, "competitor_pids": pids, "load_average_before": load_before,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpu_share": enabled(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "precision": next(name for name, value in PRECISIONS.items() if value is dtype),
             "task": task_obj.name, "source": str(source), "resolution": [data.width, data.height],
             "frames": data.count, "repeat": repeat,
         },
@@ -167,7 +168,7 @@ def format_contention(result: dict) -> str:
         f"{meta['load_average_before']:.2f} before, torch {meta['torch']} ({meta['torch_threads']} "
         f"threads), OMP_WAIT_POLICY={meta['omp_wait_policy'] or 'unset'}, date {meta['date']}",
         f"task {meta['task']} on {meta['source']}, {meta['resolution'][0]}x{meta['resolution'][1]}, "
-        f"{meta['frames']} frames x {meta['repeat']} repeats, device {meta['device']}",
+        f"{meta['frames']} frames x {meta['repeat']} repeats, device {meta['device']}, {meta['precision']}",
         "",
         "| row | idle frames/s | contended frames/s | contended / idle |",
         "|---|---:|---:|---:|",
