@@ -29,7 +29,7 @@ def enabled(environ: MutableMapping[str, str] = os.environ) -> bool:
 def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> bool:
     """Ask OpenMP for passive waiting, unless torch is already imported or the user set a
     policy; True when the variable was set here."""
-    if not enabled(environ) or "torch" in sys.modules or "OMP_WAIT_POLICY" in environ:
+    if not enabled(environ) or "torch" in sys.modules or environ.get("OMP_WAIT_POLICY"):
         return False
     environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
@@ -55,7 +55,7 @@ def choose_threads() -> int | None:
     if _chosen:
         return None
     _chosen = True
-    if not enabled() or "OMP_NUM_THREADS" in os.environ:
+    if not enabled() or os.environ.get("OMP_NUM_THREADS"):
         return None
     import torch
 
