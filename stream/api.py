@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nets.sizes import parse_size
 
+from .cpu_share import choose_threads
 from .engine import select_device, select_precision, set_cpu_threads
 from .errors import DenseStreamError
 from .overlay import OverlayRenderer
@@ -94,8 +95,9 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     a task name (see ``stream.tasks.TASK_NAMES``) or a ready ``Task``; ``out`` a video file,
     an image folder or ``null``; ``raw`` a folder for label/depth maps and track rows;
     ``refine`` optional refinement: 'spn' or 'crf' for labels, 'ccrf' for depth; ``threads``
-    torch's CPU threads (None keeps torch's choice); ``hw_codecs`` NVDEC/NVENC for video files
-    ('auto': on CUDA runs, 'on', 'off'; see ``stream.hwcodecs``); ``compile`` torch.compile of
+    torch's CPU threads (None: the cores other jobs leave free, see ``stream.cpu_share``);
+    ``hw_codecs`` NVDEC/NVENC for video files ('auto': on CUDA runs, 'on', 'off'; see
+    ``stream.hwcodecs``); ``compile`` torch.compile of
     the networks ('auto': offline runs of at least 3000 frames, 'on', 'off'; see ``stream.compiling``);
     ``infer_size`` where the seg/depth networks run: 'auto' (frames taller than the size the
     model was evaluated at are shrunk to it), 'native', or a (width, height); ``hud`` the status
@@ -133,6 +135,8 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
         raise DenseStreamError("nothing to write: give --out, --raw or --show")
     if threads is not None:
         set_cpu_threads(threads)
+    else:
+        choose_threads()
     check_run_options(batch, max_frames)
     torch_device = select_device(device)
     select_precision(torch_device, precision)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .cpu_share import usable_cores
 from .engine import set_cpu_threads
 from .errors import describe_error
 from .tasks import TASK_NAMES
@@ -38,15 +39,18 @@ def _fail(message: str) -> SystemExit:
 @click.option("--soak-checkpoint", type=int, default=1000, show_default=True,
               help="Frame at which the soak's reference RSS is taken.")
 @click.option("--threads", type=int, default=None,
-              help="CPU threads for torch (default: torch's own choice; 1 on a busy machine).")
+              help="CPU threads for torch (default: the cores not busy with other jobs).")
 @click.option("--compile", "compile_models", is_flag=True,
               help="torch.compile the model for the model and pipeline rows (the naive loop stays eager).")
 @click.option("--streams", type=int, default=None,
               help="Instead: N synthetic streams in one process against N separate processes "
                    "(--frames each, --resolution default 320x240, --batch default N).")
+@click.option("--contend", type=int, is_flag=False, flag_value=usable_cores(), default=None,
+              help="Instead: model, pipeline and synth://drive rows idle and next to N CPU-bound "
+                   "processes (alone: one per core).")
 @click.option("--json", "json_path", default=None, help="Write every raw number to this JSON file.")
 def bench(source, task, model, resolution, repeat, frames, device, precision, batch, skip, soak,
-          soak_checkpoint, threads, compile_models, streams, json_path) -> None:
+          soak_checkpoint, threads, compile_models, streams, contend, json_path) -> None:
     """Measure decode, model, pipeline, naive loop and live mode side by side on SOURCE."""
     from . import bench as measurements
 
@@ -57,7 +61,14 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
         if threads is not None:
             set_cpu_threads(threads)
         size = measurements.parse_resolution(resolution) if resolution else None
-        if streams is not None:
+        if contend is not None:
+            from .bench.contention import contend as measure_contention, format_contention
+
+            result = measure_contention(contend, source, task, model=model,
+                                        resolution=size or (320, 240), frames=frames, repeat=repeat,
+                                        device=device, precision=precision, log=log)
+            text = format_contention(result)
+        elif streams is not None:
             from .multi.benchmark import compare, format_comparison
 
             result = compare(streams, frames=frames, size=size or (320, 240), task=task, model=model,

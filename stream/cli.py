@@ -89,7 +89,7 @@ def main() -> None:
               help="Draw the status line (offline: fps and progress; live: latency) in every output; "
                    "default: in windows only.")
 @click.option("--threads", type=int, default=None,
-              help="CPU threads for torch (default: torch's choice; 1 when other jobs share the cores).")
+              help="CPU threads for torch (default: the cores not busy with other jobs).")
 @click.option("--hw-codecs", type=click.Choice(HW_CHOICES), default="auto", show_default=True,
               help="NVIDIA decode/encode (NVDEC/NVENC) for video files: auto on CUDA runs; falls back "
                    "to software with a warning when unavailable.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..api import RAW_FORMATS, RAW_KEYS, _encoding, make_renderer
+from ..cpu_share import choose_threads
 from ..engine import DeviceStage, StageResult, select_device, select_precision, set_cpu_threads
 from ..errors import DenseStreamError, describe_error
 from ..frames import StreamInfo
@@ -109,6 +110,8 @@ class MultiStream:
             raise DenseStreamError(f"unknown raw format {raw_format!r} (choose from {', '.join(RAW_FORMATS)})")
         if threads is not None:
             set_cpu_threads(threads)
+        else:
+            choose_threads()
         self.device = select_device(device)
         self.dtype = select_precision(self.device, precision)
         self.batch = batch

@@ -1,0 +1,143 @@
+"""Fair CPU sharing (stream.cpu_share) and ``densestream bench --contend``."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stream import cpu_share
+from stream.bench.contention import BUSY_LOOP, busy_loops
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _busy_loop_alive(pid: int) -> bool:
+    """True while ``pid`` is still one of our busy loops (not gone, not a reaped zombie)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return BUSY_LOOP.splitlines()[0] in cmdline and state != "Z"
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment of a user who set no thread or OpenMP variables."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", cpu_share.OFF_SWITCH)}
+    env["DENSESTREAM_DEBUG"] = ""
+    return env
+
+
+def test_free_cores_leaves_the_busy_ones_and_keeps_one():
+    assert cpu_share.free_cores(8, 0.1) == 8
+    assert cpu_share.free_cores(8, 2.6) == 5
+    assert cpu_share.free_cores(2, 1.0) == 1
+    assert cpu_share.free_cores(2, 9.0) == 1
+
+
+def test_prepare_environment_sets_passive_waiting_unless_chosen(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch")
+    env: dict[str, str] = {}
+    assert cpu_share.prepare_environment(env) and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not cpu_share.prepare_environment(mine) and mine["OMP_WAIT_POLICY"] == "ACTIVE"
+    off = {cpu_share.OFF_SWITCH: "off"}
+    assert not cpu_share.prepare_environment(off) and "OMP_WAIT_POLICY" not in off
+
+
+def test_prepare_environment_does_nothing_once_torch_is_loaded():
+    env: dict[str, str] = {}
+    assert not cpu_share.prepare_environment(env) and env == {}
+
+
+def test_choose_threads_uses_the_free_cores_once(monkeypatch):
+    cores = cpu_share.usable_cores()
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(cpu_share.OFF_SWITCH, raising=False)
+    monkeypatch.setattr(cpu_share, "_chosen", False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    torch.set_num_threads(cores)
+    try:
+        assert cpu_share.choose_threads() == 1
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(cores)
+        assert cpu_share.choose_threads() is None  # once per process
+        assert torch.get_num_threads() == cores
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_choose_threads_keeps_a_count_the_user_set(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(cpu_share, "_chosen", False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 0.0, 0.0))
+    assert cpu_share.choose_threads() is None
+    assert torch.get_num_threads() == before
+
+
+def test_busy_loops_spin_and_are_gone_after_an_error():
+    with pytest.raises(RuntimeError):
+        with busy_loops(2) as pids:
+            assert len(pids) == 2 and all(_busy_loop_alive(pid) for pid in pids)
+            raise RuntimeError("boom")
+    assert not any(_busy_loop_alive(pid) for pid in pids)
+
+
+def test_busy_loops_are_gone_after_sigterm(tmp_path):
+    script = ("import sys, time\nfrom stream.bench.contention import busy_loops\n"
+              "with busy_loops(2) as pids:\n    print(*pids, flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2 and all(_busy_loop_alive(pid) for pid in pids)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    assert proc.returncode != 0
+    assert not any(_busy_loop_alive(pid) for pid in pids)
+
+
+def test_bench_contend_reports_both_phases_with_the_cpu_set_up_in_effect(tmp_path):
+    out = tmp_path / "contend.json"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "stream", "bench", "--contend", "1", "--frames", "2", "--repeat", "1",
+         "--resolution", "32x24", "--json", str(out)],
+        cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 60
+    assert "| row | idle frames/s | contended frames/s | contended / idle |" in done.stdout
+    result = json.loads(out.read_text())
+    meta = result["meta"]
+    assert meta["omp_wait_policy"] == "PASSIVE" and meta["cpu_share"]
+    assert 1 <= meta["torch_threads"] <= cpu_share.usable_cores()
+    assert set(result["rows"]) == {"model", "pipeline", "drive"}
+    for row in result["rows"].values():
+        assert row["idle_median"] > 0 and row["contended_median"] > 0
+        assert row["ratio"] == pytest.approx(row["contended_median"] / row["idle_median"])
+    assert len(meta["competitor_pids"]) == 1
+    assert not _busy_loop_alive(meta["competitor_pids"][0])
+
+
+@pytest.mark.parametrize("switch, policy", [("", "PASSIVE"), ("off", None)])
+def test_import_stream_before_torch_sets_passive_waiting_unless_switched_off(switch, policy):
+    script = "import os, stream, torch\nprint(os.environ.get('OMP_WAIT_POLICY'))"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={**_clean_env(), cpu_share.OFF_SWITCH: switch}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(policy)
+
+
+def test_bench_contend_rejects_zero_competitors():
+    done = subprocess.run([sys.executable, "-m", "stream", "bench", "--contend", "0"], cwd=ROOT,
+                          env=_clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --contend needs at least 1")
