@@ -25,16 +25,14 @@ from nets import zoo
 from nets.checkpoints import read_state_dict
 from nets.errors import NetsError, first_line
 from nets.rednet import RedNet, deepened
-from nets.train.data import StepBatches, step_loader
+from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
-from nets.train.precise_bn import recalibrate_batchnorm
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe, shipped_entry
 
 __all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
                                "camvid_root", "gpu"})
-BN_SEED_OFFSET = 7919  # precise-BN batches are drawn apart from every training step's
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -174,19 +172,7 @@ class _Run:
                             f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)} or a shallower RED-Net of it")
         self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
 
-    def recalibrate(self, objective: Objective) -> None:
-        """With the option ``bn_batches`` N: precise BatchNorm statistics from N fixed training
-        batches (drawn with their own seed, so every evaluation uses the same ones)."""
-        count = int(objective.options.get("bn_batches", 0))
-        if count <= 0:
-            return
-        batches = StepBatches(objective.sample, self.recipe.batch, self.recipe.seed + BN_SEED_OFFSET, count)
-        inputs = (objective.normalise(batches[i]["image"].to(self.device)) for i in range(count))
-        with self.autocast():
-            recalibrate_batchnorm(self.model, inputs)
-
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
-        self.recalibrate(objective)
         metrics = objective.evaluate_trained(self.model)
         self.model.train()
         score = metrics[objective.score]

@@ -19,10 +19,7 @@ __all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPT
 OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "track")
 ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
 INIT_RECORD = "init.json"  # a run's copy of the manifest entry of the shipped weights it started from
-# options an objective reads only when present; bn_batches: precise BatchNorm statistics from that
-# many fixed training batches before every evaluation (nets/train/precise_bn.py)
-OPTIONAL_OPTIONS = {"restore": ("source_scale",),
-                    **{name: ("bn_batches",) for name in ("segment", "segment-roads", "joint", "joint-roads")}}
+OPTIONAL_OPTIONS = {"restore": ("source_scale",)}  # options an objective reads only when present
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 
