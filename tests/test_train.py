@@ -19,7 +19,7 @@ from nets.train.export import export
 from nets.zoo import sha256_of
 from nets.train.losses import balanced_logistic_loss, berhu_loss, siamfc_labels
 from nets.train.loop import build_model, train
-from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
+from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, median_scaled, psnr, psnr_y, success_auc
 from nets.train.recipes import parse_size, recipe
 
 TINY_SEG = {"width_mult": 0.25, "decoder_channels": 8}
@@ -70,6 +70,16 @@ def test_depth_errors_on_valid_pixels():
     assert result["abs_rel"] == pytest.approx(0.5 / 3)
     assert result["rmse"] == pytest.approx((1 / 3) ** 0.5)
     assert result["delta1"] == pytest.approx(2 / 3)
+
+
+def test_median_scaling_removes_the_global_scale_only():
+    truth = torch.tensor([1.0, 2.0, 4.0, 1000.0])
+    valid = truth < 1000
+    doubled = median_scaled(truth * 2, truth, valid)
+    assert torch.allclose(doubled[valid], truth[valid])
+    shape_wrong = median_scaled(torch.tensor([4.0, 2.0, 1.0, 5.0]), truth, valid)
+    assert shape_wrong[1] == pytest.approx(2.0) and shape_wrong[0] == pytest.approx(4.0)
+    assert torch.equal(median_scaled(truth, truth, torch.zeros(4, dtype=torch.bool)), truth)
 
 
 def test_psnr_on_known_arrays():

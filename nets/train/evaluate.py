@@ -18,7 +18,7 @@ from nets.train.data import CAMVID_CLASSES, CamVidSplit
 from nets.train.degrade import (add_noise, blur, crop_to_multiple, downscale_bicubic, jpeg_roundtrip,
                                 random_blur_kernel, upscale_bicubic)
 from nets.siamese import SiamFCNet, SiamFCTracker
-from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, psnr, psnr_y, success_auc
+from nets.train.metrics import ConfusionMatrix, DepthErrors, box_iou, median_scaled, psnr, psnr_y, success_auc
 from nets.train.sequences import TrackSequence
 from nets.world import SKY_DEPTH
 from nets.world.frames import SyntheticFrames
@@ -73,16 +73,18 @@ def evaluate_joint(model: nn.Module, split: CamVidSplit, frames: SyntheticFrames
     """CamVid val mIoU plus, on held-out synthetic towns, depth AbsRel/RMSE/delta<1.25 over
     non-sky pixels nearer than ``max_depth`` and the synthetic mIoU."""
     results = evaluate_segmentation(model, split, size, normalise, device)
-    errors = DepthErrors()
+    errors, scaled = DepthErrors(), DepthErrors()
     confusion = ConfusionMatrix(CAMVID_CLASSES)
     for i in range(len(frames)):
         frame = frames.frame(i)
         logits, depth = predict_at(model, frame["rgb"], size, normalise, device)
         truth = torch.from_numpy(frame["depth"])
-        errors.update(depth[0, 0].cpu(), truth, (truth < SKY_DEPTH) & (truth <= max_depth))
+        prediction, valid = depth[0, 0].cpu(), (truth < SKY_DEPTH) & (truth <= max_depth)
+        errors.update(prediction, truth, valid)
+        scaled.update(median_scaled(prediction, truth, valid), truth, valid)
         confusion.update(logits.argmax(1)[0].cpu(), torch.from_numpy(frame["labels"]))
-    depth_results = errors.result()
-    results.update({f"synth_{key}": value for key, value in depth_results.items()})
+    results.update({f"synth_{key}": value for key, value in errors.result().items()})
+    results.update({f"synth_scaled_{key}": value for key, value in scaled.result().items()})
     results["synth_miou"] = confusion.miou()
     return results
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ConfusionMatrix", "DepthErrors", "psnr", "psnr_y", "rgb_to_y", "box_iou", "success_auc"]
+__all__ = ["ConfusionMatrix", "DepthErrors", "median_scaled", "psnr", "psnr_y", "rgb_to_y", "box_iou", "success_auc"]
 
 
 class ConfusionMatrix:
@@ -85,6 +85,16 @@ class DepthErrors:
             raise ValueError("depth errors are undefined: no valid pixels were counted")
         return {"abs_rel": self.abs_rel / self.count, "rmse": (self.squared / self.count) ** 0.5,
                 "delta1": self.within / self.count}
+
+
+def median_scaled(prediction: Tensor, truth: Tensor, valid: Tensor) -> Tensor:
+    """The prediction times median(truth) / median(prediction) over the valid pixels with a
+    positive truth: the per-frame scaling of the usual monocular-depth protocol, which scores
+    the shape of the depth map and not its global scale."""
+    mask = valid.bool() & (truth > 0)
+    if not bool(mask.any()):
+        return prediction
+    return prediction * (truth[mask].median() / prediction[mask].clamp(min=1e-3).median())
 
 
 def _as_float(image: np.ndarray | Tensor) -> np.ndarray:
