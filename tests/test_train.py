@@ -424,8 +424,9 @@ def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):
     chosen = recipe("joint-camvid-synth", camvid_root=str(camvid), size=(32, 24), eval_size=(32, 24), batch=2,
                     steps=2, warmup=0, model_kwargs=TINY_SEG, options=options)
     record = train(chosen, tmp_path / "run", log=lambda line: None)
-    assert {"miou", "synth_abs_rel", "synth_rmse", "synth_delta1", "synth_miou"} <= set(record["metrics"])
-    assert record["metrics"]["synth_abs_rel"] > 0
+    assert {"miou", "synth_abs_rel", "synth_rmse", "synth_delta1", "synth_miou", "synth_scaled_abs_rel",
+            "synth_scaled_delta1"} <= set(record["metrics"])
+    assert record["metrics"]["synth_abs_rel"] > 0 and record["metrics"]["synth_scaled_abs_rel"] > 0
     assert len(list((tmp_path / "run" / "cache").glob("town*.npz"))) >= 2
     leaky = dataclasses.replace(chosen, options={**options, "eval_towns": [1]})
     with pytest.raises(NetsError, match="also training towns"):
