@@ -206,6 +206,7 @@ def _register_subcommands() -> None:
     from .batch_cli import batch
     from .bench_cli import bench
     from .multi_cli import multi
+    from .repair_cli import repair
     from .serve_cli import serve
     from .sources_cli import sources
     from .train_cli import evaluate, train
@@ -217,6 +218,7 @@ def _register_subcommands() -> None:
     main.add_command(evaluate)
     main.add_command(multi)
     main.add_command(serve)
+    main.add_command(repair)
 
 
 _register_subcommands()

@@ -78,9 +78,9 @@ def _copy_of(target: av.container.OutputContainer, stream: av.stream.Stream) -> 
     return copy
 
 
-def trim_to_whole_fragments(path: Path) -> int:
-    """Cut a fragmented MP4/MOV after its last complete box (a ``moof`` only with the ``mdat``
-    after it), so that a file cut short mid-write opens again; returns the bytes removed."""
+def whole_fragments_end(path: Path) -> int:
+    """The byte offset just after the last complete box of a fragmented MP4/MOV (a ``moof``
+    counts only with the ``mdat`` after it): where a file cut short mid-write opens again."""
     size = path.stat().st_size
     keep = position = 0
     with open(path, "rb") as handle:
@@ -94,6 +94,13 @@ def trim_to_whole_fragments(path: Path) -> int:
             position += length
             if kind != b"moof":
                 keep = position
+    return keep
+
+
+def trim_to_whole_fragments(path: Path) -> int:
+    """Cut a fragmented MP4/MOV after its last complete box, with a warning; returns the bytes
+    removed."""
+    size, keep = path.stat().st_size, whole_fragments_end(path)
     if keep < size:
         os.truncate(path, keep)
         log.warning("%s was cut off mid-write; trimmed %d bytes to its last whole fragment", path, size - keep)
