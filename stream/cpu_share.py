@@ -5,7 +5,8 @@ Two steps. ``prepare_environment`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch
 imported (OpenMP reads it once, when torch loads it): with the default policy a waiting thread
 spins for a while, and when another process holds the core the thread it waits for cannot run,
 so a busy machine slows a run tenfold and more. ``choose_threads`` then lowers torch's thread
-count to the cores not already busy (affinity minus the 1-minute load average, at least 1).
+count to the cores not already busy (affinity minus the cores other processes kept busy over
+0.1 s, at least 1: the load average would still count, for a minute, a run that just ended).
 Both leave alone what the user chose: an ``OMP_WAIT_POLICY`` or ``OMP_NUM_THREADS`` already in
 the environment, a thread count already changed with ``torch.set_num_threads``, and
 ``DENSESTREAM_CPU_SHARE=off`` turns both off.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import MutableMapping
 
 OFF_SWITCH = "DENSESTREAM_CPU_SHARE"
@@ -48,6 +50,35 @@ def free_cores(cores: int, load: float) -> int:
     return max(1, min(cores, cores - int(round(load))))
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all CPUs since boot from /proc/stat; None where it is missing."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    idle = fields[3] + fields[4]  # idle and waiting for I/O
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores(window: float = 0.1) -> float:
+    """How many cores other processes kept busy over the next ``window`` seconds (this
+    process's own CPU time left out); the 1-minute load average where /proc/stat is missing."""
+    first, mine = _cpu_times(), os.times()
+    if first is None:
+        return os.getloadavg()[0]
+    time.sleep(window)
+    second, mine_after = _cpu_times(), os.times()
+    if second is None or second[1] <= first[1]:
+        return os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    ticks = (second[1] - first[1]) / cpus  # clock ticks per CPU over the window
+    own = (mine_after.user + mine_after.system - mine.user - mine.system) * os.sysconf("SC_CLK_TCK")
+    return max(0.0, (second[0] - first[0] - own) / ticks)
+
+
 def choose_threads() -> int | None:
     """Once per process: set torch's CPU threads to the free cores when torch still has its own
     default; returns the count set, or None when it left torch as it was."""
@@ -63,10 +94,10 @@ def choose_threads() -> int | None:
     if torch.get_num_threads() != cores:  # someone already chose a count
         return None
     try:
-        load = os.getloadavg()[0]
+        busy = busy_cores()
     except OSError:
         return None
-    count = free_cores(cores, load)
+    count = free_cores(cores, busy)
     if count != cores:
         torch.set_num_threads(count)
     return count

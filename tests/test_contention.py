@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +54,29 @@ def test_prepare_environment_sets_passive_waiting_unless_chosen(monkeypatch):
     assert not cpu_share.prepare_environment(off) and "OMP_WAIT_POLICY" not in off
 
 
+def test_busy_cores_sees_a_busy_loop_and_not_this_process(monkeypatch):
+    with busy_loops(1):
+        assert 0.6 < cpu_share.busy_cores(0.3) < 1.6
+    deadline = time.monotonic() + 0.5
+
+    def spin() -> None:
+        while time.monotonic() < deadline:
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()  # this process's own threads are not another job
+    try:
+        assert cpu_share.busy_cores(0.2) < 0.6
+    finally:
+        spinner.join()
+
+
+def test_busy_cores_falls_back_to_the_load_average_without_proc_stat(monkeypatch):
+    monkeypatch.setattr(cpu_share, "_cpu_times", lambda: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.0, 0.0))
+    assert cpu_share.busy_cores() == 1.5
+
+
 def test_prepare_environment_does_nothing_once_torch_is_loaded():
     env: dict[str, str] = {}
     assert not cpu_share.prepare_environment(env) and env == {}
@@ -64,7 +88,7 @@ def test_choose_threads_uses_the_free_cores_once(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv(cpu_share.OFF_SWITCH, raising=False)
     monkeypatch.setattr(cpu_share, "_chosen", False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    monkeypatch.setattr(cpu_share, "busy_cores", lambda: float(cores))
     torch.set_num_threads(cores)
     try:
         assert cpu_share.choose_threads() == 1
@@ -80,7 +104,7 @@ def test_choose_threads_keeps_a_count_the_user_set(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(cpu_share, "_chosen", False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 0.0, 0.0))
+    monkeypatch.setattr(cpu_share, "busy_cores", lambda: 99.0)
     assert cpu_share.choose_threads() is None
     assert torch.get_num_threads() == before
 
