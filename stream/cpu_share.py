@@ -1,15 +1,18 @@
-"""Share the CPU fairly with other jobs: torch's OpenMP threads sleep instead of spinning while
-they wait, and torch uses only the cores that are free when the first run is set up.
+"""Share the CPU fairly with other jobs: torch's OpenMP threads spin only briefly before they
+sleep while they wait, and torch uses only the cores that are free when the first run is set up.
 
-Two steps. ``prepare_environment`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch is first
-imported (OpenMP reads it once, when torch loads it): with the default policy a waiting thread
-spins for a while, and when another process holds the core the thread it waits for cannot run,
-so a busy machine slows a run tenfold and more. ``choose_threads`` then lowers torch's thread
-count to the cores not already busy (affinity minus the cores other processes kept busy over
-0.1 s, at least 1: the load average would still count, for a minute, a run that just ended).
-Both leave alone what the user chose: an ``OMP_WAIT_POLICY`` or ``OMP_NUM_THREADS`` already in
-the environment, a thread count already changed with ``torch.set_num_threads``, and
-``DENSESTREAM_CPU_SHARE=off`` turns both off.
+Two steps. ``prepare_environment`` sets ``GOMP_SPINCOUNT=1000`` before torch is first imported
+(torch's OpenMP, libgomp, reads it once, when torch loads it). By default a waiting thread spins
+for about 300,000 rounds: when another process holds the core that the thread it waits for
+needs, it burns its time slices spinning, and a run next to two busy processes fell from 35 to
+3.6 frames/s. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) halves the speed of an idle
+machine instead (bf16 on this CPU: 35 -> 16-19 frames/s, every small op pays a wake-up); 1000
+rounds keep 34 idle and give 9.2 next to the two busy processes. ``choose_threads`` then lowers
+torch's thread count to the cores not already busy (affinity minus the cores other processes
+kept busy over 0.1 s, at least 1: the load average would still count, for a minute, a run that
+just ended). Both leave alone what the user chose: an ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``
+or ``OMP_NUM_THREADS`` already in the environment, a thread count already changed with
+``torch.set_num_threads``, and ``DENSESTREAM_CPU_SHARE=off`` turns both off.
 """
 from __future__ import annotations
 
@@ -28,12 +31,18 @@ def enabled(environ: MutableMapping[str, str] = os.environ) -> bool:
     return environ.get(OFF_SWITCH, "").strip().lower() not in ("off", "0")
 
 
+SPIN_COUNT = "1000"
+"""Rounds a waiting OpenMP thread spins before it sleeps (libgomp's default is 300,000)."""
+
+
 def prepare_environment(environ: MutableMapping[str, str] = os.environ) -> bool:
-    """Ask OpenMP for passive waiting, unless torch is already imported or the user set a
-    policy; True when the variable was set here."""
-    if not enabled(environ) or "torch" in sys.modules or environ.get("OMP_WAIT_POLICY"):
+    """Ask OpenMP for short spinning, unless torch is already imported or the user chose a
+    wait policy or spin count; True when the variable was set here."""
+    if not enabled(environ) or "torch" in sys.modules:
         return False
-    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    if environ.get("OMP_WAIT_POLICY") or environ.get("GOMP_SPINCOUNT"):
+        return False
+    environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     return True
 
 

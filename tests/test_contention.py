@@ -32,7 +32,7 @@ def _busy_loop_alive(pid: int) -> bool:
 def _clean_env() -> dict[str, str]:
     """The environment of a user who set no thread or OpenMP variables."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", cpu_share.OFF_SWITCH)}
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", cpu_share.OFF_SWITCH)}
     env["DENSESTREAM_DEBUG"] = ""
     return env
 
@@ -44,17 +44,18 @@ def test_free_cores_leaves_the_busy_ones_and_keeps_one():
     assert cpu_share.free_cores(2, 9.0) == 1
 
 
-def test_prepare_environment_sets_passive_waiting_unless_chosen(monkeypatch):
+def test_prepare_environment_sets_a_short_spin_unless_chosen(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch")
     env: dict[str, str] = {}
-    assert cpu_share.prepare_environment(env) and env["OMP_WAIT_POLICY"] == "PASSIVE"
-    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert not cpu_share.prepare_environment(mine) and mine["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert cpu_share.prepare_environment(env) and env == {"GOMP_SPINCOUNT": cpu_share.SPIN_COUNT}
+    for mine in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "50000"}):
+        chosen = dict(mine)
+        assert not cpu_share.prepare_environment(chosen) and chosen == mine
     off = {cpu_share.OFF_SWITCH: "off"}
-    assert not cpu_share.prepare_environment(off) and "OMP_WAIT_POLICY" not in off
+    assert not cpu_share.prepare_environment(off) and "GOMP_SPINCOUNT" not in off
 
 
-def test_busy_cores_sees_a_busy_loop_and_not_this_process(monkeypatch):
+def test_busy_cores_sees_a_busy_loop_and_not_this_process():
     with busy_loops(1):
         assert 0.6 < cpu_share.busy_cores(0.3) < 1.6
     deadline = time.monotonic() + 0.5
@@ -141,7 +142,7 @@ def test_bench_contend_reports_both_phases_with_the_cpu_set_up_in_effect(tmp_pat
     assert "| row | idle frames/s | contended frames/s | contended / idle |" in done.stdout
     result = json.loads(out.read_text())
     meta = result["meta"]
-    assert meta["omp_wait_policy"] == "PASSIVE" and meta["cpu_share"]
+    assert meta["gomp_spincount"] == cpu_share.SPIN_COUNT and meta["omp_wait_policy"] is None and meta["cpu_share"]
     assert 1 <= meta["torch_threads"] <= cpu_share.usable_cores()
     assert set(result["rows"]) == {"model", "pipeline", "drive"}
     for row in result["rows"].values():
@@ -151,9 +152,9 @@ def test_bench_contend_reports_both_phases_with_the_cpu_set_up_in_effect(tmp_pat
     assert not _busy_loop_alive(meta["competitor_pids"][0])
 
 
-@pytest.mark.parametrize("switch, policy", [("", "PASSIVE"), ("off", None)])
-def test_import_stream_before_torch_sets_passive_waiting_unless_switched_off(switch, policy):
-    script = "import os, stream, torch\nprint(os.environ.get('OMP_WAIT_POLICY'))"
+@pytest.mark.parametrize("switch, policy", [("", cpu_share.SPIN_COUNT), ("off", None)])
+def test_import_stream_before_torch_sets_a_short_spin_unless_switched_off(switch, policy):
+    script = "import os, stream, torch\nprint(os.environ.get('GOMP_SPINCOUNT'))"
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           env={**_clean_env(), cpu_share.OFF_SWITCH: switch}, timeout=60)
     assert done.returncode == 0, done.stderr

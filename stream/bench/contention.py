@@ -146,7 +146,8 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
             "device": str(torch_device), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "cores": usable_cores(),
             "competitors": count, "competitor_pids": pids, "load_average_before": load_before,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpu_share": enabled(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "cpu_share": enabled(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "precision": next(name for name, value in PRECISIONS.items() if value is dtype),
             "task": task_obj.name, "source": str(source), "resolution": [data.width, data.height],
@@ -166,7 +167,8 @@ def format_contention(result: dict) -> str:
     lines = [
         f"{meta['competitors']} competing busy loop(s) on {meta['cores']} core(s), load average "
         f"{meta['load_average_before']:.2f} before, torch {meta['torch']} ({meta['torch_threads']} "
-        f"threads), OMP_WAIT_POLICY={meta['omp_wait_policy'] or 'unset'}, date {meta['date']}",
+        f"threads), OMP_WAIT_POLICY={meta['omp_wait_policy'] or 'unset'}, "
+        f"GOMP_SPINCOUNT={meta['gomp_spincount'] or 'unset'}, date {meta['date']}",
         f"task {meta['task']} on {meta['source']}, {meta['resolution'][0]}x{meta['resolution'][1]}, "
         f"{meta['frames']} frames x {meta['repeat']} repeats, device {meta['device']}, {meta['precision']}",
         "",
