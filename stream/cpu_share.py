@@ -1,13 +1,14 @@
 """Share the CPU fairly with other jobs: torch's OpenMP threads spin only briefly before they
 sleep while they wait, and torch uses only the cores that are free when the first run is set up.
 
-Two steps. ``prepare_environment`` sets ``GOMP_SPINCOUNT=1000`` before torch is first imported
+Two steps. ``prepare_environment`` sets ``GOMP_SPINCOUNT=10000`` before torch is first imported
 (torch's OpenMP, libgomp, reads it once, when torch loads it). By default a waiting thread spins
 for about 300,000 rounds: when another process holds the core that the thread it waits for
-needs, it burns its time slices spinning, and a run next to two busy processes fell from 35 to
-3.6 frames/s. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) halves the speed of an idle
-machine instead (bf16 on this CPU: 35 -> 16-19 frames/s, every small op pays a wake-up); 1000
-rounds keep 34 idle and give 9.2 next to the two busy processes. ``choose_threads`` then lowers
+needs, it burns its time slices spinning, and a run next to two busy processes fell from 34 to
+3.5-7 frames/s (bf16 seg at 320x240, 2 threads, this 2-core CPU). Sleeping at once
+(``OMP_WAIT_POLICY=PASSIVE``) halves the idle speed instead (16-19 frames/s: every small op
+pays a wake-up); 10,000 rounds keep 34 idle and give 9.6-10.3 next to the busy processes
+(1,000: 32 and 9.0). ``choose_threads`` then lowers
 torch's thread count to the cores not already busy (affinity minus the cores other processes
 kept busy over 0.1 s, at least 1: the load average would still count, for a minute, a run that
 just ended). Both leave alone what the user chose: an ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``
@@ -31,7 +32,7 @@ def enabled(environ: MutableMapping[str, str] = os.environ) -> bool:
     return environ.get(OFF_SWITCH, "").strip().lower() not in ("off", "0")
 
 
-SPIN_COUNT = "1000"
+SPIN_COUNT = "10000"
 """Rounds a waiting OpenMP thread spins before it sleeps (libgomp's default is 300,000)."""
 
 
