@@ -56,8 +56,9 @@ def test_prepare_environment_sets_a_short_spin_unless_chosen(monkeypatch):
 
 
 def test_busy_cores_sees_a_busy_loop_and_not_this_process():
+    baseline = cpu_share.busy_cores(0.3)  # other jobs on this machine, if any
     with busy_loops(1):
-        assert 0.6 < cpu_share.busy_cores(0.3) < 1.6
+        assert 0.5 < cpu_share.busy_cores(0.3) - baseline < 1.5
     deadline = time.monotonic() + 0.5
 
     def spin() -> None:
@@ -67,7 +68,7 @@ def test_busy_cores_sees_a_busy_loop_and_not_this_process():
     spinner = threading.Thread(target=spin)
     spinner.start()  # this process's own threads are not another job
     try:
-        assert cpu_share.busy_cores(0.2) < 0.6
+        assert cpu_share.busy_cores(0.2) - baseline < 0.5
     finally:
         spinner.join()
 
