@@ -16,7 +16,7 @@ from .cli_options import output_options
 from .compiling import COMPILE_CHOICES
 from .hwcodecs import HW_CHOICES
 from .errors import DenseStreamError, describe_error
-from .launch import STARTING_MESSAGE, interrupt_on_signals, signalled
+from .launch import STARTING_MESSAGE, exit_on_signals_once_finished, interrupt_on_signals, signalled
 from .run_many_cli import one_source, several_sources_options
 from .tasks import TASK_NAMES, parse_infer_size
 
@@ -138,6 +138,7 @@ def run(sources, list_file, batch_timeout, task, model, out, raw, overwrite, sho
         if signalled():
             pipeline.stop(interrupted=True)
         summary = pipeline.run()
+    exit_on_signals_once_finished()
     progress.finish()
     if not quiet:
         for line in summary.lines():

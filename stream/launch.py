@@ -42,6 +42,19 @@ def interrupt_on_signals() -> None:
             signal.signal(handled, _raise_interrupt)
 
 
+def _exit_finished(signum: int, frame: object) -> None:
+    os.write(2, b"interrupted: the outputs were already complete\n")
+    os._exit(130)
+
+
+def exit_on_signals_once_finished() -> None:
+    """After a run has closed its outputs (only the summary is left to print), Ctrl-C and SIGTERM
+    end the process at once with status 130; does nothing unless started through ``main``."""
+    if _launched:
+        for handled in HANDLED:
+            signal.signal(handled, _exit_finished)
+
+
 def signalled() -> bool:
     """True once a signal arrived during set-up, even if the KeyboardInterrupt got lost."""
     return _signalled
