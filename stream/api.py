@@ -62,7 +62,7 @@ def parse_output_size(text: str | tuple[int, int] | None) -> tuple[int, int] | N
         raise DenseStreamError(f"--size '{text}' is not WIDTHxHEIGHT with sides of at least 16, e.g. 1280x720") from None
 
 
-def _encoding(out: str | None, quality: int | None, preset: str | None, bitrate: str | None) -> dict:
+def encoding_options(out: str | None, quality: int | None, preset: str | None, bitrate: str | None) -> dict:
     """The encoder options for a video ``out``; an error when they are given for anything else."""
     given = {key: value for key, value in (("crf", quality), ("preset", preset), ("bitrate", bitrate))
              if value is not None}
@@ -141,7 +141,7 @@ def build_pipeline(source, task: str | Task = "seg", *, model: str | None = None
     torch_device = select_device(device)
     select_precision(torch_device, precision)
     encoder = pick_encoder(hw_codecs, torch_device, codec)
-    encoding = _encoding(out, quality, preset, bitrate)
+    encoding = encoding_options(out, quality, preset, bitrate)
     out_size = parse_output_size(size)
     box = None if init_box is None else parse_box(init_box)
     src = open_source(source, live=live, hwaccel=pick_decoder_accel(hw_codecs, torch_device))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..api import RAW_FORMATS, RAW_KEYS, _encoding, make_renderer
+from ..api import RAW_FORMATS, RAW_KEYS, encoding_options, make_renderer
 from ..cpu_share import choose_threads
 from ..engine import DeviceStage, StageResult, select_device, select_precision, set_cpu_threads
 from ..errors import DenseStreamError, describe_error
@@ -166,7 +166,7 @@ class MultiStream:
         task_key, entry = self._task_for(task, model, name or str(source))
         with self._lock:
             chosen = self._unique_name(name or _default_name(source))
-            encoding = _encoding(_fill(out, chosen), *self._quality)
+            encoding = encoding_options(_fill(out, chosen), *self._quality)
             reader = StreamReader(
                 chosen, opener, self.hub, on_open=lambda info: self._opened(chosen, info), live=live,
                 reopen=reopens(source) if reopen is None else reopen, reopen_for=self.reopen_for, capacity=self.queue_size,
