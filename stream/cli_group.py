@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 
 class OneLineUsageErrors(click.Group):
@@ -16,6 +17,9 @@ class OneLineUsageErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # no command given: the help, as click shows it
+            error.show()
+            sys.exit(error.exit_code)
         except click.UsageError as error:
             where = error.ctx.command_path if error.ctx is not None else (prog_name or "densestream")
             click.echo(f"error: {error.format_message().rstrip('.')}; see {where} --help", err=True)

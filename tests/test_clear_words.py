@@ -220,3 +220,9 @@ def test_the_readme_lists_every_exit_code():
     table = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
     assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and
             line.split("|")[1].strip().isdigit()] == ["0", "1", "2", "130"]
+
+
+def test_no_command_prints_the_help_not_an_error():
+    result = cli()
+    assert result.exit_code == 2 and result.output.startswith("Usage: ") and "error:" not in result.output
+    assert "repair" in result.output and "run" in result.output
