@@ -113,7 +113,6 @@ def test_dense_crf_rejects_bad_input() -> None:
 def dense_ccrf_solution(depth, image, confidence, lam, sigma, connectivity) -> torch.Tensor:
     """Direct solve of (C + lam L) y = C z with L assembled edge by edge."""
     _, _, h, w = depth.shape
-    n = h * w
     steps = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if connectivity == 8 else [])
     matrix = torch.diag(confidence.flatten()).clone()
     for i in range(h):

@@ -268,7 +268,7 @@ def test_exported_segmentation_weights_carry_the_prior_correction(tmp_path):
     best["model"]["segm.weight"].zero_()
     best["model"]["segm.bias"] = 1.5 * offsets
     torch.save(best, tmp_path / "run" / "best.pt")
-    entry = export(tmp_path / "run", tmp_path / "weights", fps_frames=1)
+    export(tmp_path / "run", tmp_path / "weights", fps_frames=1)
     model, _ = zoo.load(chosen.model, tmp_path / "weights")
     assert torch.equal(model.classifier.bias.detach(), (0.5 * offsets).half().float())
     from_run = eval_command(chosen, str(tmp_path / "run"), None, "cpu")
