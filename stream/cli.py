@@ -42,8 +42,13 @@ class ProgressLine:
         text = f"frames {done}" + (f"/{total}" if total else "") + f" | {fps:.1f} fps"
         if total and fps > 0:
             text += f" | ETA {max(total - done, 0) / fps:.0f} s"
-        click.echo(f"\r{text:<60}", nl=False, err=True)
-        self._shown = True
+        self.show(text)
+
+    def show(self, text: str) -> None:
+        """Put ``text`` on the progress line (when enabled)."""
+        if self.enabled:
+            click.echo(f"\r{text:<60}", nl=False, err=True)
+            self._shown = True
 
     def finish(self) -> None:
         if self._shown:

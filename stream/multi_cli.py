@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -80,17 +81,55 @@ def gather_sources(sources: tuple[str, ...], list_file: str | None, live: bool |
     return entries if live is None else [entry._replace(live=live) for entry in entries]
 
 
-def run_engine(engine, seconds: float | None = None):
-    """Run ``engine`` to its end (or for ``seconds``), Ctrl-C and SIGTERM stopping it gracefully;
-    returns its ``MultiSummary``."""
+def streams_progress_text(statuses: list[dict]) -> str:
+    """One progress line for several streams: their total frames and frame rate, then each
+    stream's frames (and its state when it is not running)."""
+    total = sum(status["frames_out"] for status in statuses)
+    fps = sum(status["fps"] or 0.0 for status in statuses)
+    parts = [f"{status['name']} {status['frames_out']}" + ("" if status["state"] == "running" else f" ({status['state']})")
+             for status in statuses]
+    return f"{len(statuses)} streams | frames {total} | {fps:.1f} fps | " + ", ".join(parts)
+
+
+def run_engine(engine, seconds: float | None = None, progress: Callable[[list[dict]], None] | None = None,
+               interval: float = 0.5):
+    """Run ``engine`` to its end (or for ``seconds``), Ctrl-C and SIGTERM stopping it gracefully,
+    calling ``progress`` with the streams' statuses every ``interval`` seconds; returns its
+    ``MultiSummary``."""
     from .pipeline import stop_on_signals
 
     timer = threading.Timer(seconds, engine.stop, kwargs={"interrupted": False}) if seconds else None
     if timer:
         timer.daemon = True
         timer.start()
-    with stop_on_signals(engine):
-        return engine.run()
+    finished = threading.Event()
+
+    def report() -> None:
+        while not finished.wait(interval):
+            progress(engine.statuses())
+
+    reporter = threading.Thread(target=report, name="progress", daemon=True) if progress else None
+    if reporter:
+        reporter.start()
+    try:
+        with stop_on_signals(engine):
+            return engine.run()
+    finally:
+        finished.set()
+        if reporter:
+            reporter.join()
+
+
+def run_with_progress(engine, seconds: float | None = None, *, enabled: bool):
+    """``run_engine`` with the streams' progress on one terminal line (a terminal only)."""
+    from .cli import ProgressLine
+
+    line = ProgressLine(enabled=enabled and sys.stderr.isatty())
+    try:
+        progress = (lambda statuses: line.show(streams_progress_text(statuses))) if line.enabled else None
+        return run_engine(engine, seconds, progress=progress)
+    finally:
+        line.finish()
 
 
 @click.command()
@@ -115,7 +154,7 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
         if os.environ.get("DENSESTREAM_DEBUG"):
             raise
         raise _fail(describe_error(exc)) from None
-    summary = run_engine(engine, seconds)
+    summary = run_with_progress(engine, seconds, enabled=True)
     echo_summary(summary)
     if summary.interrupted and not summary.failed:
         click.echo("interrupted: outputs hold the frames processed so far", err=True)

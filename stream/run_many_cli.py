@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from .errors import describe_error
-from .multi_cli import STREAMS_BATCH, echo_summary, gather_sources, is_list_argument, run_engine
+from .multi_cli import STREAMS_BATCH, echo_summary, gather_sources, is_list_argument, run_with_progress
 from .tasks import parse_infer_size
 
 # ``run``'s parameters that are not engine options, and those the API names otherwise.
@@ -70,7 +70,7 @@ def run_several(ctx: click.Context) -> int:
         return _fail(describe_error(exc))
     if signalled():
         engine.stop(interrupted=True)
-    summary = run_engine(engine)
+    summary = run_with_progress(engine, enabled=not params["quiet"])
     exit_on_signals_once_finished()
     echo_summary(summary, table=not params["quiet"])
     if json_path:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -156,3 +157,22 @@ def test_ctrl_c_stops_several_streams_gracefully():
     summary = run_engine(engine)
     assert summary.interrupted and summary.exit_code == 130 and not summary.failed
     assert all(sink.closed == 1 and sink.frames for sink in sinks)
+
+
+def test_run_engine_reports_progress_while_it_runs_and_stops_reporting_after():
+    from stream.multi import MultiStream
+    from stream.multi_cli import run_engine, streams_progress_text
+
+    engine = MultiStream(LumaTask(), device="cpu", precision="fp32", hud=False)
+    for i in range(2):
+        engine.add(lambda: ListSource(40, interval=0.01), name=f"s{i}", sinks=[RecordingSink()])
+    seen: list[list[dict]] = []
+    summary = run_engine(engine, progress=seen.append, interval=0.05)
+    count = len(seen)
+    time.sleep(0.15)
+    assert len(seen) == count  # nothing reports once the run is over
+    assert seen and all({s["name"] for s in statuses} == {"s0", "s1"} for statuses in seen)
+    assert [s.run.frames_out for s in summary.streams] == [40, 40]
+    text = streams_progress_text([{"name": "a", "frames_out": 12, "fps": 5.0, "state": "running"},
+                                  {"name": "b", "frames_out": 3, "fps": None, "state": "reconnecting"}])
+    assert text == "2 streams | frames 15 | 5.0 fps | a 12, b 3 (reconnecting)"
