@@ -4,7 +4,7 @@
 returns a ``Pipeline`` to iterate result by result; ``stream.run_many`` (and ``stream.run``
 given a list) runs several sources in one process and ``stream.serve`` serves them over HTTP; ``stream.batch(inputs, task, out_dir)``
 processes many files, resumably, on local workers or Ray. The ``densestream`` command wraps them.
-Importing ``stream`` before torch makes torch's threads wait passively (``stream.cpu_share``).
+Importing ``stream`` before torch makes torch's waiting threads spin only briefly (``stream.cpu_share``).
 """
 from .cpu_share import prepare_environment
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .cpu_share import usable_cores
+from .cpu_share import choose_threads, usable_cores
 from .engine import set_cpu_threads
 from .errors import describe_error
 from .tasks import TASK_NAMES
@@ -60,6 +60,8 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
     try:
         if threads is not None:
             set_cpu_threads(threads)
+        else:
+            choose_threads()
         size = measurements.parse_resolution(resolution) if resolution else None
         if contend is not None:
             from .bench.contention import contend as measure_contention, format_contention

@@ -56,7 +56,7 @@ def usable_cores() -> int:
 
 
 def free_cores(cores: int, load: float) -> int:
-    """Cores left for us out of ``cores`` when ``load`` runnable jobs (on average) hold the rest."""
+    """Cores left for us out of ``cores`` when other jobs keep ``load`` cores busy (at least 1)."""
     return max(1, min(cores, cores - int(round(load))))
 
 

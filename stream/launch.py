@@ -6,15 +6,15 @@ is open yet, and a KeyboardInterrupt raised inside an extension module's import 
 swallowed there and break the import later); then the usual Python behaviour, except that
 ``densestream run`` sets up its run under ``interrupt_on_signals`` (a signal raises
 KeyboardInterrupt, so that opened inputs and outputs are closed); once the run starts,
-``stream.pipeline.stop_on_signals`` takes the signals over. Before torch loads, the CPU set-up
-of ``stream.cpu_share`` runs (passive OpenMP waiting, threads from the free cores).
+``stream.pipeline.stop_on_signals`` takes the signals over. Before torch loads, the OpenMP set-up
+of ``stream.cpu_share`` runs (a short spin before a waiting thread sleeps).
 """
 from __future__ import annotations
 
 import os
 import signal
 
-from .cpu_share import choose_threads, prepare_environment
+from .cpu_share import prepare_environment
 
 STARTING_MESSAGE = "interrupted while starting: no frame was processed"
 HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -69,8 +69,6 @@ def main() -> None:
     prepare_environment()
     from . import api  # noqa: F401 - the heavy imports, done while a signal can end the process
     from .cli import main as command
-
-    choose_threads()
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -16,6 +16,8 @@ from nets.errors import NetsError
 from nets.train.commands import eval_command, make_recipe, train_command
 from nets.train.recipes import RECIPES
 
+from .cpu_share import choose_threads
+
 __all__ = ["train", "evaluate"]
 
 
@@ -52,6 +54,8 @@ def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: in
           init_run: str | None, workers: int | None, until: int | None, minutes: float | None,
           threads: int | None) -> None:
     """Train (or resume) the default model of RECIPE in a run folder."""
+    if threads is None:
+        choose_threads()
     try:
         chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run, options)
         result = train_command(chosen, run_dir, device, workers, until, minutes, threads,
