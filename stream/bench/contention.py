@@ -89,7 +89,7 @@ def time_drive(width: int, height: int, frames: int) -> tuple[int, float]:
 
 
 def _measure_row(name: str, data: BenchInput, task: Task, device: torch.device, dtype: torch.dtype,
-                 precision: str, work: Path) -> float:
+                 precision: str) -> float:
     """One repeat of one row in frames per second."""
     if name == "model":
         frames, seconds = time_model(task, data.images, data.count, device, dtype, 1)
@@ -140,7 +140,7 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
                     pids += started
                     for name in ROWS:
                         rows[name][phase].append(
-                            _measure_row(name, data, task_obj, torch_device, dtype, precision, work))
+                            _measure_row(name, data, task_obj, torch_device, dtype, precision))
     return {
         "meta": {
             "device": str(torch_device), "torch": torch.__version__,
