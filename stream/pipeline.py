@@ -19,6 +19,7 @@ from .compiling import compile_task, should_compile
 from .engine import DeviceStage, StageResult, select_device, select_precision
 from .errors import DenseStreamError, describe_error
 from .overlay import draw_hud
+from .sinks import hurry
 from .stats import RunStats, RunSummary
 
 ProgressCallback = Callable[[int, int | None, float], None]
@@ -152,9 +153,7 @@ class Pipeline:
         """Stop at once (a second Ctrl-C): nothing more is processed or written, and outputs
         skip their slow finishing steps (the MP4 remux) but stay playable."""
         self._interrupted = True
-        for sink in self.sinks:
-            if hasattr(sink, "finish_quickly"):
-                sink.finish_quickly = True
+        hurry(self.sinks)
         self._abort.set()
         self._stop.set()
         self.frames.cancel()

@@ -24,7 +24,7 @@ from ..frames import StreamInfo
 from ..hwcodecs import pick_decoder_accel, pick_encoder
 from ..overlay import OverlayRenderer, draw_hud
 from ..pipeline import check_run_options
-from ..sinks import RawSink, open_sink
+from ..sinks import RawSink, hurry, open_sink
 from ..sources import open_source
 from ..sources.opening import NETWORK_SCHEMES
 from ..tasks import Task, build_task
@@ -279,9 +279,7 @@ class MultiStream:
         """Stop at once (a second Ctrl-C): video outputs skip their slow finishing steps."""
         with self._lock:
             feeders = [stream.feeder for stream in self._streams.values() if stream.feeder is not None]
-        for sink in (sink for feeder in feeders for sink in feeder.sinks):
-            if hasattr(sink, "finish_quickly"):
-                sink.finish_quickly = True
+        hurry(sink for feeder in feeders for sink in feeder.sinks)
         self.stop(interrupted=True)
 
     def close(self) -> MultiSummary:

@@ -6,7 +6,7 @@ predictions (``labels``, ``depth``, ``box``; all optional). ``close()`` finalise
 any number of times, after an error, from another thread or from a signal handler.
 Output locations are checked when the sink is built, so a bad path fails before any work is done.
 """
-from .base import NullSink, Sink
+from .base import NullSink, Sink, hurry
 from .images import ImageFolderSink
 from .opening import open_sink
 from .raw import RawSink, depth_to_millimetres
@@ -14,4 +14,4 @@ from .video import VideoSink
 from .window import WindowSink
 
 __all__ = ["ImageFolderSink", "NullSink", "RawSink", "Sink", "VideoSink", "WindowSink", "depth_to_millimetres",
-           "open_sink"]
+           "hurry", "open_sink"]

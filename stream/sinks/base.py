@@ -19,6 +19,14 @@ from stream.frames import Frame
 from .safety import claim_output, write_file
 
 
+def hurry(sinks: Iterable[object]) -> None:
+    """Ask every sink to skip its slow finishing steps (a second Ctrl-C); sinks that are not a
+    ``Sink`` (extra outputs of a server) have none."""
+    for sink in sinks:
+        if hasattr(sink, "finish_quickly"):
+            sink.finish_quickly = True
+
+
 class Sink(ABC):
     """Common behaviour: frame counting, write-after-close errors, thread- and signal-safe close.
 
