@@ -121,15 +121,19 @@ def run_engine(engine, seconds: float | None = None, progress: Callable[[list[di
 
 
 def run_with_progress(engine, seconds: float | None = None, *, enabled: bool):
-    """``run_engine`` with the streams' progress on one terminal line (a terminal only)."""
+    """``run_engine`` for a command: the streams' progress on one terminal line (a terminal
+    only), and once the outputs are closed a signal ends the process at once (status 130)."""
     from .cli import ProgressLine
+    from .launch import exit_on_signals_once_finished
 
     line = ProgressLine(enabled=enabled and sys.stderr.isatty())
     try:
         progress = (lambda statuses: line.show(streams_progress_text(statuses))) if line.enabled else None
-        return run_engine(engine, seconds, progress=progress)
+        summary = run_engine(engine, seconds, progress=progress)
     finally:
         line.finish()
+    exit_on_signals_once_finished()
+    return summary
 
 
 @click.command()
@@ -156,17 +160,17 @@ def multi(sources, list_file, out, raw, live, seconds, **options) -> None:
         raise _fail(describe_error(exc)) from None
     summary = run_with_progress(engine, seconds, enabled=True)
     echo_summary(summary)
-    if summary.interrupted and not summary.failed:
-        click.echo("interrupted: outputs hold the frames processed so far", err=True)
     sys.exit(summary.exit_code)
 
 
 def echo_summary(summary, table: bool = True) -> None:
     """The per-stream summary table (unless ``table`` is False), then one ``error:`` line per
-    failed stream and for the run."""
+    failed stream and for the run, or (with the table) that the run was interrupted."""
     for line in summary.lines() if table else ():
         click.echo(line, err=True)
     for failed in summary.failed:
         click.echo(f"error: {failed.name}: {failed.run.error}", err=True)
     if summary.error:
         click.echo(f"error: {summary.error}", err=True)
+    if table and summary.interrupted and not summary.failed:
+        click.echo("interrupted: outputs hold the frames processed so far", err=True)

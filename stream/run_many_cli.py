@@ -48,7 +48,7 @@ def one_source(ctx: click.Context) -> str:
 def run_several(ctx: click.Context) -> int:
     """Run every source of ``ctx`` through one ``MultiStream``; returns the exit status."""
     from .cli import _fail, _write_json, _write_text, interrupted_while_starting
-    from .launch import exit_on_signals_once_finished, interrupt_on_signals, signalled
+    from .launch import interrupt_on_signals, signalled
 
     params = ctx.params
     interrupt_on_signals()
@@ -71,12 +71,9 @@ def run_several(ctx: click.Context) -> int:
     if signalled():
         engine.stop(interrupted=True)
     summary = run_with_progress(engine, enabled=not params["quiet"])
-    exit_on_signals_once_finished()
     echo_summary(summary, table=not params["quiet"])
     if json_path:
         _write_json(summary, json_path)
-    if summary.interrupted and not summary.failed and not params["quiet"]:
-        click.echo("interrupted: outputs hold the frames processed so far", err=True)
     return summary.exit_code
 
 
