@@ -48,9 +48,12 @@ def _fail(message: str) -> SystemExit:
 @click.option("--contend", type=int, is_flag=False, flag_value=usable_cores(), default=None,
               help="Instead: model, pipeline and synth://drive rows idle and next to N CPU-bound "
                    "processes (alone: one per core).")
+@click.option("--contend-sessions", type=click.Choice(["own", "shared"]), default="own", show_default=True,
+              help="With --contend: each busy loop in a session of its own (a job started "
+                   "elsewhere) or in the bench's (jobs started from one shell).")
 @click.option("--json", "json_path", default=None, help="Write every raw number to this JSON file.")
 def bench(source, task, model, resolution, repeat, frames, device, precision, batch, skip, soak,
-          soak_checkpoint, threads, compile_models, streams, contend, json_path) -> None:
+          soak_checkpoint, threads, compile_models, streams, contend, contend_sessions, json_path) -> None:
     """Measure decode, model, pipeline, naive loop and live mode side by side on SOURCE."""
     from . import bench as measurements
 
@@ -68,7 +71,8 @@ def bench(source, task, model, resolution, repeat, frames, device, precision, ba
 
             result = measure_contention(contend, source, task, model=model,
                                         resolution=size or (320, 240), frames=frames, repeat=repeat,
-                                        device=device, precision=precision, log=log)
+                                        device=device, precision=precision, sessions=contend_sessions,
+                                        log=log)
             text = format_contention(result)
         elif streams is not None:
             from .multi.benchmark import compare, format_comparison

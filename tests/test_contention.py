@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from stream import cpu_share
-from stream.bench.contention import BUSY_LOOP, busy_loops
+from stream.bench.contention import BUSY_LOOP, busy_loops, fair_share
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +57,8 @@ def test_prepare_environment_sets_a_short_spin_unless_chosen(monkeypatch):
 
 def test_busy_cores_sees_a_busy_loop_and_not_this_process():
     baseline = cpu_share.busy_cores(0.3)  # other jobs on this machine, if any
+    if baseline > os.cpu_count() - 1:
+        pytest.skip(f"other jobs keep {baseline:.1f} cores busy: no idle core to see a new loop on")
     with busy_loops(1):
         assert 0.5 < cpu_share.busy_cores(0.3) - baseline < 1.5
     deadline = time.monotonic() + 0.5
@@ -119,6 +121,22 @@ def test_busy_loops_spin_and_are_gone_after_an_error():
     assert not any(_busy_loop_alive(pid) for pid in pids)
 
 
+@pytest.mark.parametrize("own", [True, False])
+def test_busy_loops_run_in_sessions_of_their_own_or_in_ours(own):
+    with busy_loops(1, own_sessions=own) as pids:
+        assert (os.getsid(pids[0]) == pids[0]) is own
+        assert (os.getsid(pids[0]) == os.getsid(0)) is not own
+
+
+def test_fair_share_by_session_under_autogroup_and_by_thread_otherwise():
+    # 2 threads on 2 cores next to 2 loops: three sessions get 2/3 CPU each, four threads 1/2
+    assert fair_share(2, 2, 2, own_sessions=True, autogroup=True) == pytest.approx(1 / 3)
+    assert fair_share(2, 2, 2, own_sessions=False, autogroup=True) == pytest.approx(0.5)
+    assert fair_share(2, 2, 2, own_sessions=True, autogroup=False) == pytest.approx(0.5)
+    # one thread next to one loop on two cores keeps all of its core
+    assert fair_share(1, 2, 1, own_sessions=True, autogroup=True) == pytest.approx(1.0)
+
+
 def test_busy_loops_are_gone_after_sigterm(tmp_path):
     script = ("import sys, time\nfrom stream.bench.contention import busy_loops\n"
               "with busy_loops(2) as pids:\n    print(*pids, flush=True)\n    time.sleep(60)\n")
@@ -151,6 +169,8 @@ def test_bench_contend_reports_both_phases_with_the_cpu_set_up_in_effect(tmp_pat
         assert row["ratio"] == pytest.approx(row["contended_median"] / row["idle_median"])
     assert len(meta["competitor_pids"]) == 1
     assert not _busy_loop_alive(meta["competitor_pids"][0])
+    assert meta["sessions"] == "own" and 0 < meta["fair_share"] <= 1
+    assert f"a fair share is {meta['fair_share']:.2f} of idle" in done.stdout
 
 
 @pytest.mark.parametrize("switch, policy", [("", cpu_share.SPIN_COUNT), ("off", None)])

@@ -4,10 +4,13 @@ Rows: ``model`` (the task's forward on device tensors), ``pipeline`` (the real p
 null sink) and ``drive`` (frames rendered by the ``synth://drive`` source). Every repeat
 measures all rows idle, then starts N busy loops (pure Python, one process each), measures
 them again and ends the loops, so that slow changes of the machine's load hit both phases.
-Each loop runs in a session of its own, as a job started elsewhere would: where the kernel
-shares the CPU between sessions first (autogroup), loops inside the bench's own session would
-only split the bench's share. The loops are always ended: on return, on errors, on Ctrl-C and
-on SIGTERM; a loop whose parent died ends by itself.
+By default each loop runs in a session of its own, as a job started from another terminal or a
+service would (``sessions="own"``); ``sessions="shared"`` keeps them in the bench's session, as
+``job1 & job2`` in one shell would. Where the kernel shares the CPU between sessions first
+(autogroup), the two differ: a run next to N loops in their own sessions can get at most
+1/(N+1) of the CPU, and in one session at most its threads' share of all runnable threads;
+``fair_share`` gives that bound with the result. The loops are always ended: on return, on
+errors, on Ctrl-C and on SIGTERM; a loop whose parent died ends by itself.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ from .timing import run_pipeline, time_model, warm_up
 
 ROWS = ("model", "pipeline", "drive")
 PHASES = ("idle", "contended")
+SESSIONS = ("own", "shared")
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 SETTLE_SECONDS = 0.3
 Log = Callable[[str], None]
 
@@ -56,8 +61,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def busy_loops(count: int) -> Iterator[list[int]]:
-    """Run ``count`` CPU-bound processes for the body of the ``with``; yields their pids."""
+def busy_loops(count: int, own_sessions: bool = True) -> Iterator[list[int]]:
+    """Run ``count`` CPU-bound processes for the body of the ``with``, each in a session of its
+    own or in this process's; yields their pids."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -66,7 +72,7 @@ def busy_loops(count: int) -> Iterator[list[int]]:
         for _ in range(count):
             procs.append(subprocess.Popen([sys.executable, "-S", "-c", BUSY_LOOP],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True))
+                                          stderr=subprocess.DEVNULL, start_new_session=own_sessions))
         time.sleep(SETTLE_SECONDS)
         yield [proc.pid for proc in procs]
     finally:
@@ -86,6 +92,25 @@ def time_drive(width: int, height: int, frames: int) -> tuple[int, float]:
         started = time.perf_counter()
         count = sum(1 for _frame in itertools.islice(reading, frames))
         return count, time.perf_counter() - started
+
+
+def autogroup_enabled() -> bool:
+    """Whether the kernel shares the CPU between sessions before threads (Linux autogroup)."""
+    try:
+        return AUTOGROUP.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def fair_share(threads: int, cores: int, competitors: int, own_sessions: bool, autogroup: bool) -> float:
+    """The most of its idle speed a run of ``threads`` threads can keep on ``cores`` cores next to
+    ``competitors`` single-threaded busy loops when the kernel shares time fairly."""
+    idle_cpus = min(threads, cores)
+    if own_sessions and autogroup:
+        cpus = min(idle_cpus, cores / (competitors + 1))
+    else:
+        cpus = min(idle_cpus, cores * threads / (threads + competitors))
+    return cpus / idle_cpus
 
 
 def _measure_row(name: str, data: BenchInput, task: Task, device: torch.device, dtype: torch.dtype,
@@ -112,10 +137,13 @@ def _summarise(row: dict) -> dict:
 def contend(competitors: int | None = None, source: str = "synth://pattern", task: str | Task = "seg", *,
             model: str | None = None, resolution: tuple[int, int] | None = (320, 240),
             frames: int = 30, repeat: int = 3, device: str = "auto", precision: str = "auto",
-            log: Log | None = None) -> dict:
-    """Measure every row idle and with ``competitors`` busy loops (default one per core),
-    ``repeat`` times interleaved; medians and the contended/idle ratio per row."""
+            sessions: str = "own", log: Log | None = None) -> dict:
+    """Measure every row idle and with ``competitors`` busy loops (default one per core, each in
+    a session of its own or, with ``sessions="shared"``, in this one), ``repeat`` times
+    interleaved; medians and the contended/idle ratio per row, and the fair share."""
     count = usable_cores() if competitors is None else competitors
+    if sessions not in SESSIONS:
+        raise DenseStreamError(f"--contend-sessions must be one of {', '.join(SESSIONS)}, got {sessions!r}")
     if count < 1:
         raise DenseStreamError("--contend needs at least 1 competing process")
     if repeat < 1:
@@ -136,7 +164,7 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
         for round_index in range(repeat):
             for phase in PHASES:
                 say(f"repeat {round_index + 1}/{repeat}: {phase}")
-                with busy_loops(count) if phase == "contended" else contextlib.nullcontext([]) as started:
+                with busy_loops(count, sessions == "own") if phase == "contended" else contextlib.nullcontext([]) as started:
                     pids += started
                     for name in ROWS:
                         rows[name][phase].append(
@@ -148,6 +176,9 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
             "competitors": count, "competitor_pids": pids, "load_average_before": load_before,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "cpu_share": enabled(),
+            "sessions": sessions, "autogroup": autogroup_enabled(),
+            "fair_share": fair_share(torch.get_num_threads(), usable_cores(), count, sessions == "own",
+                                     autogroup_enabled()),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "precision": next(name for name, value in PRECISIONS.items() if value is dtype),
             "task": task_obj.name, "source": str(source), "resolution": [data.width, data.height],
@@ -169,6 +200,8 @@ def format_contention(result: dict) -> str:
         f"{meta['load_average_before']:.2f} before, torch {meta['torch']} ({meta['torch_threads']} "
         f"threads), OMP_WAIT_POLICY={meta['omp_wait_policy'] or 'unset'}, "
         f"GOMP_SPINCOUNT={meta['gomp_spincount'] or 'unset'}, date {meta['date']}",
+        f"loops in {'sessions of their own' if meta['sessions'] == 'own' else 'the bench session'}, "
+        f"autogroup {'on' if meta['autogroup'] else 'off'}: a fair share is {meta['fair_share']:.2f} of idle",
         f"task {meta['task']} on {meta['source']}, {meta['resolution'][0]}x{meta['resolution'][1]}, "
         f"{meta['frames']} frames x {meta['repeat']} repeats, device {meta['device']}, {meta['precision']}",
         "",
