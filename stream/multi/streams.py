@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import DenseStreamError, SourceError, describe_error
 from ..frames import Frame, StreamInfo
+from ..sources.live_audio import Relay
 from ..stats import RunStats, RunSummary
 from .hub import Hub
 
@@ -55,9 +56,10 @@ class StreamReader:
     """Reads one stream into its hub lane until it ends, fails or is stopped.
 
     ``opener()`` returns a fresh source; ``on_open(info)`` is called with the first source's
-    info and returns the lane group (it opens the outputs); ``reopen_for`` seconds is how long
-    an outage may last before the stream fails (None: forever); ``reopen`` False makes any end
-    final (files, synthetic scenes); ``max_frames`` ends the stream after that many frames.
+    info and returns the lane group (it opens the outputs, so later sources' audio is relayed
+    into the first one's feed); ``reopen_for`` seconds is how long an outage may last before the
+    stream fails (None: forever); ``reopen`` False makes any end final (files, synthetic
+    scenes); ``max_frames`` ends the stream after that many frames.
     """
 
     def __init__(self, name: str, opener: Callable[[], object], hub: Hub, *,
@@ -86,6 +88,7 @@ class StreamReader:
         self._next_index = 0
         self._pts_offset = 0
         self._last_pts: int | None = None
+        self._relay: Relay | None = None
         self._thread = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
 
     def start(self) -> None:
@@ -201,8 +204,20 @@ class StreamReader:
             raise SourceError(f"{self.name}: came back as {info.width}x{info.height} (time base "
                               f"{info.time_base}), was {self.info.width}x{self.info.height} "
                               f"({self.info.time_base}); a stream must keep its size")
+        else:
+            self._relay = self._relay_audio(info)
         self._state = "running"
         return True
+
+    def _relay_audio(self, info: StreamInfo) -> Relay | None:
+        """Send a later source's audio into the recording's track (the first source's feed) when
+        that track can hold it (same codec, rate and channels; else it says so once)."""
+        recording, feed = self.info.audio_feed, info.audio_feed
+        if recording is None or feed is None or not recording.accepts(feed.stream):
+            return None
+        relay = Relay(recording)
+        feed.send_to(relay)
+        return relay
 
     def _pump(self, source) -> BaseException | None:
         """Hand over frames until the source ends; returns the error it ended with, if any."""
@@ -226,13 +241,16 @@ class StreamReader:
         return self._max_frames is not None and self._next_index >= self._max_frames
 
     def _restamp(self, frame: Frame, new_session: bool) -> None:
-        """Number frames across reopened sessions and keep their timestamps increasing."""
+        """Number frames across reopened sessions and keep their timestamps increasing; a later
+        source's audio is shifted as its frames are."""
         if new_session and self._last_pts is not None and frame.pts + self._pts_offset <= self._last_pts:
             self._pts_offset = self._last_pts + 1 - frame.pts
         if self.reconnects:
             frame.meta = {**frame.meta, "name": f"frame_{self._next_index:06d}"}
         frame.index = self._next_index
         frame.pts += self._pts_offset
+        if new_session and self._relay is not None:
+            self._relay.place(self._pts_offset, frame.pts)
         self._last_pts = frame.pts
         self._next_index += 1
 

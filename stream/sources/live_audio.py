@@ -4,7 +4,9 @@ source's microsecond timeline and handed to one video sink through a bounded que
 A live stream cannot be re-opened to read its audio a second time (a UDP port has one reader, a
 stream does not rewind), so the live source passes on the audio it demuxes itself. The queue
 never drops audio to keep video latency low; it drops the oldest packets only when the sink falls
-``QUEUE_PACKETS`` behind (one warning), and nothing is queued while no sink reads it.
+``QUEUE_PACKETS`` behind (one warning), and nothing is queued while no sink reads it. A source
+opened later for the same recording (the multi-stream engine's reopen) sends its feed's packets
+on through a ``Relay`` into the recording's feed, shifted onto the recording's timeline.
 """
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ class AudioFeed:
         self._last_dts: int | None = None
         self._overflowed = False
         self._mismatch_warned = False
+        self._relay: Relay | None = None
 
     def describe(self) -> str:
         return f"the audio of {self._label}"
@@ -97,16 +100,24 @@ class AudioFeed:
                           f"reconnect (the recording holds {_describe(self._signature)}); recording it silent")
         return False
 
-    def add(self, packets: list[av.Packet], offset: int, anchor: int) -> None:
+    def send_to(self, relay: Relay) -> None:
+        """Pass every packet added from now on to ``relay`` instead of queueing it here (set
+        before the source starts reading)."""
+        self._relay = relay
+
+    def add(self, packets: list[av.Packet], offset: int, anchor: int, floor: int = 0) -> None:
         """Queue packets (µs of their session's clock) at ``offset`` on the timeline; ``anchor``
-        is where the video frame demuxed with them landed. Packets before the timeline's start,
-        not after the last one queued, or far from the anchor are dropped."""
+        is where the video frame demuxed with them landed. Packets before ``floor`` (the
+        timeline's start), not after the last one queued, or far from the anchor are dropped."""
+        if self._relay is not None:
+            self._relay.add(packets, offset, anchor)
+            return
         with self._lock:
             if not self._claimed:
                 return
             for packet in packets:
                 pts, dts = packet.pts + offset, packet.dts + offset
-                if dts < 0 or abs(pts - anchor) > MAX_SKEW_US or (
+                if dts < floor or abs(pts - anchor) > MAX_SKEW_US or (
                         self._last_dts is not None and dts <= self._last_dts):
                     continue
                 packet.pts, packet.dts = pts, dts
@@ -132,6 +143,36 @@ class AudioFeed:
             self._overflowed = True
             warnings.warn(f"{self._label}: the recording fell {QUEUE_PACKETS} audio packets behind; "
                           "dropping the oldest audio")
+
+
+class Relay:
+    """A later source's audio on its way into the recording's feed (an earlier source's). The
+    engine shifts that source's frames onto the recording's timeline by an offset it knows only
+    once the first frame arrives, so packets wait until ``place`` gives it, then go on shifted."""
+
+    def __init__(self, recording: AudioFeed) -> None:
+        self._recording = recording
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[list[av.Packet], int, int]] = []
+        self._shift: int | None = None
+        self._start = 0
+
+    def add(self, packets: list[av.Packet], offset: int, anchor: int) -> None:
+        """As ``AudioFeed.add``, on the source's own timeline."""
+        with self._lock:
+            if self._shift is None:
+                self._waiting.append((packets, offset, anchor))
+            else:
+                self._recording.add(packets, offset + self._shift, anchor + self._shift, self._start)
+
+    def place(self, shift: int, start: int) -> None:
+        """The source's timeline lands ``shift`` µs later on the recording's, where its first frame
+        is at ``start``: what waits goes on, audio from before that frame is left out."""
+        with self._lock:
+            self._shift, self._start = shift, start
+            for packets, offset, anchor in self._waiting:
+                self._recording.add(packets, offset + shift, anchor + shift, start)
+            self._waiting.clear()
 
 
 def _signature(stream: av.audio.stream.AudioStream) -> tuple[str, int, int]:
