@@ -17,7 +17,8 @@ from nets.errors import NetsError
 from nets.train.export import export
 from nets.train.confusion import markdown_rows
 from nets.train.data import VOID, SegAugment, augment_pair
-from nets.train.geometry import (GROUND, NO_ANCHOR, column_anchors, geometry_loss, surface_from_groups,
+from nets.train.geometry import (GROUND, NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss,
+                                 plane_residuals, surface_from_groups,
                                  surface_from_labels)
 from nets.train.idd import IDD_GROUPS, IDD_IGNORE, IddLiteSplit, group_members, group_of_class
 from nets.train.loop import train
@@ -155,6 +156,31 @@ def test_geometry_loss_is_zero_for_a_scene_that_obeys_it_and_not_for_a_ramp():
     assert _geometry(np.full((30, 20), 10.0, np.float32), labels) > 0.003  # a flat road is wrong too
 
 
+def _tilted_plane_depth(height: int, width: int, pitch: float, roll: float, scale: float) -> torch.Tensor:
+    """Depth along the optical axis of a plane seen with some pitch and roll: 1/depth affine in x, y."""
+    ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)
+    xs = torch.arange(width, dtype=torch.float64)[None].expand(height, width)
+    inverse = (pitch * (ys - height / 3) + roll * (xs - width / 2)) / scale
+    return torch.where(inverse > 0, 1.0 / inverse.clamp(min=1e-6), torch.full_like(inverse, 500.0))
+
+
+def test_ground_plane_residual_is_zero_for_any_plane_and_not_for_a_bent_road():
+    ground = torch.zeros(40, 30, dtype=torch.bool)
+    ground[20:] = True
+    for pitch, roll, scale in ((1.0, 0.0, 40.0), (0.7, 0.1, 12.0), (1.3, -0.2, 300.0)):
+        plane = _tilted_plane_depth(40, 30, pitch, roll, scale)
+        assert plane_residuals(plane[None], ground[None]).item() < 1e-6
+    plane = _tilted_plane_depth(40, 30, 1.0, 0.0, 40.0)
+    rows = torch.arange(40, dtype=torch.float64)[:, None]
+    bent = plane * (1 + 0.3 * torch.sin(rows / 4))  # a road that rises and falls: not one plane
+    assert plane_residuals(bent[None], ground[None]).item() > 0.05
+    assert plane_residuals(bent[None], torch.zeros_like(ground)[None]).numel() == 0  # no ground, no verdict
+    depth = bent[None, None].float().requires_grad_()
+    loss = ground_plane_loss(depth, ground[None].long() * GROUND)
+    loss.backward()
+    assert loss.item() > 0.05 and depth.grad[0, 0, 20:].abs().sum() > 0 and depth.grad[0, 0, :20].abs().sum() == 0
+
+
 def test_surface_maps_mark_ground_and_standing_things():
     assert surface_from_labels(np.array([[3, 4, 8, 0, VOID]], np.uint8))[0, :2].tolist() == [GROUND, GROUND]
     assert surface_from_labels(np.array([[0, VOID]], np.uint8)).tolist() == [[0, 0]]
@@ -196,7 +222,7 @@ def test_joint_roads_mixes_synthetic_depth_with_real_geometry(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     write_tiny_idd(tmp_path / "idd-lite")
     options = {**recipe("joint-roads").options, "train_towns": [1], "frames_per_town": 2, "frame_step": 3,
-               "eval_towns": [2], "eval_frames_per_town": 1, "synth_share": 0.5}
+               "eval_towns": [2], "eval_frames_per_town": 1, "synth_share": 0.5, "plane_weight": 1.0}
     chosen = recipe("joint-roads", camvid_root=str(camvid), size=(32, 24), eval_size=(32, 24), batch=2, steps=2,
                     warmup=0, model_kwargs=TINY_SEG, options=options, init="", eval_every=0)
     objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "run" / "cache")
@@ -205,7 +231,7 @@ def test_joint_roads_mixes_synthetic_depth_with_real_geometry(tmp_path):
     assert all(set(s) == {"image", "labels", "groups", "depth", "surface", "anchors"} for s in samples)
     record = train(chosen, tmp_path / "run", log=lambda line: None)
     assert {"joint_score", "synth_abs_rel", "idd_group_miou", "car_contact_within_25",
-            "prior_car_contact_within_25"} <= set(record["metrics"])
+            "prior_car_contact_within_25", "ground_plane_residual"} <= set(record["metrics"])
     with pytest.raises(NetsError, match="also training towns"):
         make_objective(dataclasses.replace(chosen, options={**options, "eval_towns": [1]}),
                        zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "cache")

@@ -8,6 +8,12 @@ scale or horizon needed (every term compares log-depths within one image):
   of pixels in that column; and a standing thing (car, person, pole, building, fence) whose
   run ends on the ground is as far as that ground pixel: it stands where it touches the road.
 
+A fourth term, ``ground_plane_loss``, asks for more than order: seen by any pinhole camera, the
+inverse of the depth along the optical axis is an affine function of the image coordinates over
+a plane, whatever the camera's height, pitch, roll or focal length. So over one frame's ground
+pixels 1/depth should fit ``a*x + b*y + c``; the loss is what is left over, relative to the mean
+inverse depth, which keeps it free of scale.
+
 This is what makes a car 10 m ahead read 10 m (the depth of the road at its wheels) rather than
 the smooth near-to-far ramp a model learns from the synthetic world alone. The labels have no
 instances, so a car seen above another in one column is drawn to the nearer one's depth."""
@@ -15,13 +21,14 @@ instances, so a car seen above another in one column is drawn to the nearer one'
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from nets.train.data import VOID
 from nets.train.idd import IDD_IGNORE
 
 __all__ = ["UNKNOWN", "GROUND", "NO_ANCHOR", "surface_from_labels", "surface_from_groups", "column_anchors",
-           "geometry_loss"]
+           "geometry_loss", "ground_plane_loss", "plane_residuals"]
 
 UNKNOWN, GROUND = 0, 1
 NO_ANCHOR = -1
@@ -91,3 +98,41 @@ def geometry_loss(depth: Tensor, surface: Tensor, anchors: Tensor, margin: float
     anchor_depth = log_depth.gather(1, anchors.clamp(min=0))
     columns = _mean((log_depth - anchor_depth).abs(), anchored)
     return ground_rows + ground_order + columns
+
+
+def _plane_fit(inverse: Tensor, ground: Tensor, min_pixels: int) -> tuple[Tensor, Tensor]:
+    """Per image, the least-squares affine fit of ``inverse`` (N x H x W) over the ``ground``
+    pixels in normalised coordinates; returns (fitted N x H x W, images with enough ground)."""
+    _, height, width = inverse.shape
+    ys = torch.linspace(-1.0, 1.0, height, device=inverse.device, dtype=inverse.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=inverse.device, dtype=inverse.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    basis = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], dim=-1).reshape(1, -1, 3)
+    weights = ground.reshape(ground.shape[0], -1, 1).to(inverse.dtype)
+    weighted = basis * weights
+    normal = weighted.transpose(1, 2) @ basis + 1e-6 * torch.eye(3, device=inverse.device, dtype=inverse.dtype)
+    coefficients = torch.linalg.solve(normal, weighted.transpose(1, 2) @ inverse.reshape(inverse.shape[0], -1, 1))
+    fitted = (basis @ coefficients).reshape(inverse.shape)
+    rows_seen = ground.any(dim=2).sum(dim=1)
+    enough = (ground.flatten(1).sum(dim=1) >= min_pixels) & (rows_seen >= 4)
+    return fitted, enough
+
+
+def plane_residuals(depth: Tensor, ground: Tensor, min_pixels: int = 64) -> Tensor:
+    """Per image with at least ``min_pixels`` ground pixels on 4 rows or more, the mean absolute
+    residual of an affine fit of 1/depth over its ground (N x H x W masks; depth N x H x W,
+    positive), divided by the mean inverse depth there; an empty tensor when none qualifies."""
+    inverse = 1.0 / depth.abs().clamp(min=0.3)
+    fitted, enough = _plane_fit(inverse, ground, min_pixels)
+    mask = ground.to(inverse.dtype)
+    counts = mask.flatten(1).sum(dim=1).clamp(min=1.0)
+    residual = ((inverse - fitted).abs() * mask).flatten(1).sum(dim=1) / counts
+    scale = (inverse * mask).flatten(1).sum(dim=1) / counts
+    return (residual / scale.clamp(min=1e-6))[enough]
+
+
+def ground_plane_loss(depth: Tensor, surface: Tensor, min_pixels: int = 64) -> Tensor:
+    """The mean of ``plane_residuals`` over a batch (N x 1 x H x W depth, N x H x W surface
+    maps); 0 when no image has enough ground."""
+    residuals = plane_residuals(depth[:, 0], surface.long() == GROUND, min_pixels)
+    return residuals.mean() if residuals.numel() else depth.sum() * 0.0

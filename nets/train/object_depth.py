@@ -15,6 +15,7 @@ from torch import nn
 
 from nets.train.data import CamVidSplit
 from nets.train.evaluate import Normaliser, predict_at, spearman
+from nets.train.geometry import plane_residuals
 
 __all__ = ["StandingObject", "standing_objects", "object_depth_checks"]
 
@@ -70,12 +71,19 @@ def object_depth_checks(model: nn.Module, split: CamVidSplit, size: tuple[int, i
     """For cars and buildings standing on the road in the split's true labels: the share whose
     median predicted depth is within 25 % of the road's just below them (``*_within_25``) and the
     median |log ratio|; for cars, the rank correlation of depth with 1 / box width
-    (``car_size_spearman``). ``prior_*`` give the same for the row prior."""
+    (``car_size_spearman``); the median over frames of how far 1/depth on the true road and
+    pavement is from a plane (``ground_plane_residual``, see ``geometry.plane_residuals``).
+    ``prior_*`` give the same for the row prior."""
     model.eval()
     depths = [predict_at(model, image, size, normalise, device)[1][0, 0].cpu().numpy() for image in split.images]
     prior_rows = np.median(np.stack(depths), axis=(0, 2))
     prior = np.repeat(prior_rows[:, None], depths[0].shape[1], axis=1)
     results: dict[str, float] = {}
+    for label, maps in (("ground_plane_residual", depths), ("prior_ground_plane_residual", [prior] * len(depths))):
+        residuals = plane_residuals(torch.from_numpy(np.stack(maps)),
+                                    torch.from_numpy(np.isin(np.stack(split.labels), _GROUND)))
+        if residuals.numel():
+            results[label] = float(residuals.median())
     for name, cls in _CHECKED.items():
         objects = [standing_objects(labels, cls) for labels in split.labels]
         results.update(_summary(f"{name}_contact", _ratios(depths, objects)))

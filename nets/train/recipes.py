@@ -19,7 +19,7 @@ __all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPT
 OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "track")
 ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
 INIT_RECORD = "init.json"  # a run's copy of the manifest entry of the shipped weights it started from
-OPTIONAL_OPTIONS = {"restore": ("source_scale",)}  # options an objective reads only when present
+OPTIONAL_OPTIONS = {"restore": ("source_scale",), "joint-roads": ("plane_weight",)}  # options an objective reads only when present
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
-from nets.train.geometry import NO_ANCHOR, column_anchors, geometry_loss, surface_from_groups, surface_from_labels
+from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss, surface_from_groups,
+                                 surface_from_labels)
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
 from nets.train.losses import berhu_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
@@ -162,8 +163,12 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         valid = (truth > 0) & (truth < SKY_DEPTH) & (truth <= float(self.options["max_depth"]))
         if valid.any():
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
-        return loss + float(self.options["geometry_weight"]) * geometry_loss(
+        loss = loss + float(self.options["geometry_weight"]) * geometry_loss(
             depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]))
+        plane_weight = float(self.options.get("plane_weight", 0.0))
+        if plane_weight:
+            loss = loss + plane_weight * ground_plane_loss(depth, batch["surface"])
+        return loss
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         size, max_depth = self.recipe.eval_size, float(self.options["max_depth"])
