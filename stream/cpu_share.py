@@ -11,18 +11,28 @@ pays a wake-up); 10,000 rounds keep 34 idle and give 9.6-10.3 next to the busy p
 (1,000: 32 and 9.0). ``choose_threads`` then lowers
 torch's thread count to the cores not already busy (affinity minus the cores other processes
 kept busy over 0.1 s, at least 1: the load average would still count, for a minute, a run that
-just ended). Both leave alone what the user chose: an ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``
-or ``OMP_NUM_THREADS`` already in the environment, a thread count already changed with
-``torch.set_num_threads``, and ``DENSESTREAM_CPU_SHARE=off`` turns both off.
+just ended). Load that comes or goes later is followed: where the threads were chosen here,
+``follow_load`` (called by each thread that runs torch work: the device loop, a rendering
+source) measures again at most every ``FOLLOW_SECONDS`` what other processes used since the last
+look and sets the calling thread's count to match (torch's count is per thread once it has
+run). Next to two busy processes in sessions of their own one thread ran the seg pipeline 1.6x
+faster than two (10.1 against 6.3 frames/s, autogroup shares the CPU by session, so two threads
+spend their third of it waiting on each other). All of this leaves alone what the user chose:
+an ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or ``OMP_NUM_THREADS`` already in the environment, a
+thread count already changed with ``torch.set_num_threads`` or given as ``--threads``, and
+``DENSESTREAM_CPU_SHARE=off`` turns it all off.
 """
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import MutableMapping
 
 OFF_SWITCH = "DENSESTREAM_CPU_SHARE"
+FOLLOW_SECONDS = 2.0
+"""How often ``follow_load`` measures the other processes' load again."""
 
 _chosen = False
 
@@ -73,26 +83,84 @@ def _cpu_times() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+_Mark = tuple[tuple[int, int] | None, os.times_result]
+
+
+def _mark() -> _Mark:
+    return _cpu_times(), os.times()
+
+
+def _others_between(first: _Mark, second: _Mark) -> float | None:
+    """Cores other processes kept busy between two marks (this process's CPU time left out);
+    None where /proc/stat is missing or no time passed."""
+    (before, mine), (after, mine_after) = first, second
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    cpus = os.cpu_count() or 1
+    ticks = (after[1] - before[1]) / cpus  # clock ticks per CPU between the marks
+    own = (mine_after.user + mine_after.system - mine.user - mine.system) * os.sysconf("SC_CLK_TCK")
+    return max(0.0, (after[0] - before[0] - own) / ticks)
+
+
 def busy_cores(window: float = 0.1) -> float:
     """How many cores other processes kept busy over the next ``window`` seconds (this
     process's own CPU time left out); the 1-minute load average where /proc/stat is missing."""
-    first, mine = _cpu_times(), os.times()
-    if first is None:
-        return os.getloadavg()[0]
+    first = _mark()
     time.sleep(window)
-    second, mine_after = _cpu_times(), os.times()
-    if second is None or second[1] <= first[1]:
-        return os.getloadavg()[0]
-    cpus = os.cpu_count() or 1
-    ticks = (second[1] - first[1]) / cpus  # clock ticks per CPU over the window
-    own = (mine_after.user + mine_after.system - mine.user - mine.system) * os.sysconf("SC_CLK_TCK")
-    return max(0.0, (second[0] - first[0] - own) / ticks)
+    busy = _others_between(first, _mark())
+    return os.getloadavg()[0] if busy is None else busy
+
+
+class LoadFollower:
+    """The thread count for the cores other processes leave free, measured again from what they
+    used since the last look, at most every ``interval`` seconds."""
+
+    def __init__(self, cores: int, count: int, interval: float = FOLLOW_SECONDS) -> None:
+        self.cores, self.count, self.interval = cores, count, interval
+        self._lock = threading.Lock()
+        self._last = _mark()
+        self._at = time.monotonic()
+
+    def threads(self) -> int:
+        """The count to use now (cheap between measurements)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at >= self.interval:
+                mark = _mark()
+                busy = _others_between(self._last, mark)
+                self._last, self._at = mark, now
+                if busy is not None:
+                    self.count = free_cores(self.cores, busy)
+            return self.count
+
+
+_follower: LoadFollower | None = None
+
+
+def follow_load() -> None:
+    """Set the calling thread's torch threads to the cores other processes leave free (see
+    ``LoadFollower``), where ``choose_threads`` took charge of them; otherwise do nothing."""
+    follower = _follower
+    if follower is None:
+        return
+    count = follower.threads()
+    import torch
+
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
+def stop_following() -> None:
+    """The user chose a thread count: keep it for the rest of the process."""
+    global _follower
+    _follower = None
 
 
 def choose_threads() -> int | None:
     """Once per process: set torch's CPU threads to the free cores when torch still has its own
-    default; returns the count set, or None when it left torch as it was."""
-    global _chosen
+    default, and follow the load from then on (``follow_load``); returns the count set, or None
+    when it left torch as it was."""
+    global _chosen, _follower
     if _chosen:
         return None
     _chosen = True
@@ -110,4 +178,5 @@ def choose_threads() -> int | None:
     count = free_cores(cores, busy)
     if count != cores:
         torch.set_num_threads(count)
+    _follower = LoadFollower(cores, count)
     return count

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .cpu_share import stop_following
 from .errors import DenseStreamError
 from .frames import Frame
 
@@ -57,6 +58,7 @@ def set_cpu_threads(count: int) -> None:
     fastest: torch's threads otherwise spin waiting on each other for a busy core."""
     if count < 1:
         raise DenseStreamError(f"threads must be at least 1, got {count}")
+    stop_following()
     torch.set_num_threads(count)
 
 

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from .buffers import END, FrameBuffer
 from .compiling import compile_task, should_compile
+from .cpu_share import follow_load
 from .engine import DeviceStage, StageResult, select_device, select_precision
 from .errors import DenseStreamError, describe_error
 from .overlay import draw_hud
@@ -250,6 +251,7 @@ class Pipeline:
                 batch = self._next_batch(wait=not pending)
                 if batch is None:
                     break
+                follow_load()
                 started = time.perf_counter()
                 if batch:
                     pending.append(self.stage.submit(batch))

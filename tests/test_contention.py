@@ -15,6 +15,7 @@ import torch
 
 from stream import cpu_share
 from stream.bench.contention import BUSY_LOOP, busy_loops, fair_share
+from stream.engine import set_cpu_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +114,56 @@ def test_choose_threads_keeps_a_count_the_user_set(monkeypatch):
     assert torch.get_num_threads() == before
 
 
+def _threads_in_a_new_thread(action) -> int:
+    """torch's thread count in a fresh thread after ``action()`` ran there."""
+    seen: list[int] = []
+
+    def body() -> None:
+        action()
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=body)
+    worker.start()
+    worker.join()
+    return seen[0]
+
+
+def test_follow_load_sets_the_calling_threads_count_only_where_threads_were_chosen(monkeypatch):
+    main_threads = torch.get_num_threads()
+    monkeypatch.setattr(cpu_share, "_follower", None)
+    assert _threads_in_a_new_thread(cpu_share.follow_load) == main_threads  # nothing chosen: left alone
+    other = 1 if main_threads > 1 else 2
+    monkeypatch.setattr(cpu_share, "_follower", cpu_share.LoadFollower(2, other, interval=3600))
+    assert _threads_in_a_new_thread(cpu_share.follow_load) == other
+    assert torch.get_num_threads() == main_threads  # another thread's count is its own
+    set_cpu_threads(main_threads)  # the user chose: following ends
+    assert cpu_share._follower is None
+    assert _threads_in_a_new_thread(cpu_share.follow_load) == main_threads
+
+
+def test_load_follower_measures_again_only_after_its_interval(monkeypatch):
+    samples = iter([0.0, 1.6, 0.2])
+    monkeypatch.setattr(cpu_share, "_others_between", lambda first, second: next(samples))
+    follower = cpu_share.LoadFollower(cores=2, count=2, interval=0.05)
+    assert follower.threads() == 2  # too soon: no new measurement
+    time.sleep(0.06)
+    assert follower.threads() == 2  # others used nothing
+    time.sleep(0.06)
+    assert follower.threads() == 1  # others kept 1.6 cores busy
+    time.sleep(0.06)
+    assert follower.threads() == 2  # and went away again
+
+
+def test_load_follower_sees_a_busy_loop_arrive():
+    if cpu_share.busy_cores(0.3) > os.cpu_count() - 1 or cpu_share.usable_cores() < 2:
+        pytest.skip("needs an idle core to see a new loop on")
+    cores = cpu_share.usable_cores()
+    follower = cpu_share.LoadFollower(cores, cores, interval=0.3)
+    with busy_loops(1):
+        time.sleep(0.4)
+        assert follower.threads() == cores - 1
+
+
 def test_busy_loops_spin_and_are_gone_after_an_error():
     with pytest.raises(RuntimeError):
         with busy_loops(2) as pids:
@@ -170,7 +221,7 @@ def test_bench_contend_reports_both_phases_with_the_cpu_set_up_in_effect(tmp_pat
     assert len(meta["competitor_pids"]) == 1
     assert not _busy_loop_alive(meta["competitor_pids"][0])
     assert meta["sessions"] == "own" and 0 < meta["fair_share"] <= 1
-    assert f"a fair share is {meta['fair_share']:.2f} of idle" in done.stdout
+    assert f"a fair share is {meta['fair_share']:.2f} of the idle CPU time" in done.stdout
 
 
 @pytest.mark.parametrize("switch, policy", [("", cpu_share.SPIN_COUNT), ("off", None)])

@@ -7,9 +7,10 @@ them again and ends the loops, so that slow changes of the machine's load hit bo
 By default each loop runs in a session of its own, as a job started from another terminal or a
 service would (``sessions="own"``); ``sessions="shared"`` keeps them in the bench's session, as
 ``job1 & job2`` in one shell would. Where the kernel shares the CPU between sessions first
-(autogroup), the two differ: a run next to N loops in their own sessions can get at most
-1/(N+1) of the CPU, and in one session at most its threads' share of all runnable threads;
-``fair_share`` gives that bound with the result. The loops are always ended: on return, on
+(autogroup), the two differ: a run next to N loops in their own sessions gets 1/(N+1) of the
+CPU, and in one session its threads' share of all runnable threads; ``fair_share`` gives that
+share of the CPU time it had when idle with the result (its speed can keep more than that share
+when fewer threads, each busier, waste less time waiting on each other). The loops are always ended: on return, on
 errors, on Ctrl-C and on SIGTERM; a loop whose parent died ends by itself.
 """
 from __future__ import annotations
@@ -103,8 +104,9 @@ def autogroup_enabled() -> bool:
 
 
 def fair_share(threads: int, cores: int, competitors: int, own_sessions: bool, autogroup: bool) -> float:
-    """The most of its idle speed a run of ``threads`` threads can keep on ``cores`` cores next to
-    ``competitors`` single-threaded busy loops when the kernel shares time fairly."""
+    """The share of the CPU time it had when idle that a run of ``threads`` threads gets on
+    ``cores`` cores next to ``competitors`` single-threaded busy loops when the kernel shares
+    time fairly."""
     idle_cpus = min(threads, cores)
     if own_sessions and autogroup:
         cpus = min(idle_cpus, cores / (competitors + 1))
@@ -154,6 +156,7 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
     task_obj = task if isinstance(task, Task) else build_task(task, model, infer_size="native")
     task_obj.prepare(torch_device)
     load_before = os.getloadavg()[0]
+    threads = torch.get_num_threads()  # idle count; following the load may lower it later
     rows: dict[str, dict] = {name: {phase: [] for phase in PHASES} for name in ROWS}
     pids: list[int] = []
     with tempfile.TemporaryDirectory(prefix="densestream-contend-") as workdir:
@@ -172,12 +175,12 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
     return {
         "meta": {
             "device": str(torch_device), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cores": usable_cores(),
+            "torch_threads": threads, "cores": usable_cores(),
             "competitors": count, "competitor_pids": pids, "load_average_before": load_before,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "cpu_share": enabled(),
             "sessions": sessions, "autogroup": autogroup_enabled(),
-            "fair_share": fair_share(torch.get_num_threads(), usable_cores(), count, sessions == "own",
+            "fair_share": fair_share(threads, usable_cores(), count, sessions == "own",
                                      autogroup_enabled()),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "precision": next(name for name, value in PRECISIONS.items() if value is dtype),
@@ -201,7 +204,7 @@ def format_contention(result: dict) -> str:
         f"threads), OMP_WAIT_POLICY={meta['omp_wait_policy'] or 'unset'}, "
         f"GOMP_SPINCOUNT={meta['gomp_spincount'] or 'unset'}, date {meta['date']}",
         f"loops in {'sessions of their own' if meta['sessions'] == 'own' else 'the bench session'}, "
-        f"autogroup {'on' if meta['autogroup'] else 'off'}: a fair share is {meta['fair_share']:.2f} of idle",
+        f"autogroup {'on' if meta['autogroup'] else 'off'}: a fair share is {meta['fair_share']:.2f} of the idle CPU time",
         f"task {meta['task']} on {meta['source']}, {meta['resolution'][0]}x{meta['resolution'][1]}, "
         f"{meta['frames']} frames x {meta['repeat']} repeats, device {meta['device']}, {meta['precision']}",
         "",

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..api import build_pipeline
+from ..cpu_share import follow_load
 from ..hwcodecs import pick_decoder_accel
 from ..errors import DenseStreamError
 from ..sources import open_source
@@ -67,6 +68,7 @@ def time_model(task: Task, images: list[np.ndarray], frames: int, device: torch.
     started = time.perf_counter()
     with torch.inference_mode(), autocast(device, dtype):
         for tensor in batches:
+            follow_load()
             task(tensor)
     _sync(device)
     return frames, time.perf_counter() - started

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..api import RAW_FORMATS, RAW_KEYS, encoding_options, make_renderer
-from ..cpu_share import choose_threads
+from ..cpu_share import choose_threads, follow_load
 from ..engine import DeviceStage, StageResult, select_device, select_precision, set_cpu_threads
 from ..errors import DenseStreamError, describe_error
 from ..frames import StreamInfo
@@ -316,6 +316,7 @@ class MultiStream:
             if batch is None:
                 break
             if batch.frames:
+                follow_load()
                 started = time.perf_counter()
                 try:
                     stage = self._stage(batch.group)

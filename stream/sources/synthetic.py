@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import cv2
 import numpy as np
 
+from ..cpu_share import follow_load
 from ..errors import SourceError
 from ..frames import StreamInfo
 from .base import Picture, Source, fps_time_base, safe_name
@@ -131,6 +132,7 @@ class SynthSource(Source):
         if self._frames_total is not None and index >= self._frames_total:
             return None
         self._next += 1
+        follow_load()  # the drive scene renders with torch in this thread
         image = self._render(index)
         if image.shape != (self.info.height, self.info.width, 3) or image.dtype != np.uint8:
             raise SourceError(f"synth: scene rendered {image.shape} {image.dtype}, expected "
