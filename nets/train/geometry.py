@@ -11,8 +11,10 @@ scale or horizon needed (every term compares log-depths within one image):
 A fourth term, ``ground_plane_loss``, asks for more than order: seen by any pinhole camera, the
 inverse of the depth along the optical axis is an affine function of the image coordinates over
 a plane, whatever the camera's height, pitch, roll or focal length. So over one frame's ground
-pixels 1/depth should fit ``a*x + b*y + c``; the loss is what is left over, relative to the mean
-inverse depth, which keeps it free of scale.
+pixels 1/depth should fit ``a*x + b*y + c``; the loss is what the fit leaves over relative to how
+much 1/depth varies over that ground (its mean absolute deviation), which keeps it free of
+scale and of the ramp's steepness: dividing by the mean instead rewarded a flat road (a first
+stage with it flattened the dash-cam road from 7-22 m to 18-20 m in 400 steps).
 
 This is what makes a car 10 m ahead read 10 m (the depth of the road at its wheels) rather than
 the smooth near-to-far ramp a model learns from the synthetic world alone. The labels have no
@@ -121,14 +123,20 @@ def _plane_fit(inverse: Tensor, ground: Tensor, min_pixels: int) -> tuple[Tensor
 def plane_residuals(depth: Tensor, ground: Tensor, min_pixels: int = 64) -> Tensor:
     """Per image with at least ``min_pixels`` ground pixels on 4 rows or more, the mean absolute
     residual of an affine fit of 1/depth over its ground (N x H x W masks; depth N x H x W,
-    positive), divided by the mean inverse depth there; an empty tensor when none qualifies."""
+    positive), divided by the mean absolute deviation of 1/depth there (0: a plane; about 1: no
+    better than a constant); an empty tensor when none qualifies."""
     inverse = 1.0 / depth.abs().clamp(min=0.3)
     fitted, enough = _plane_fit(inverse, ground, min_pixels)
     mask = ground.to(inverse.dtype)
     counts = mask.flatten(1).sum(dim=1).clamp(min=1.0)
-    residual = ((inverse - fitted).abs() * mask).flatten(1).sum(dim=1) / counts
-    scale = (inverse * mask).flatten(1).sum(dim=1) / counts
-    return (residual / scale.clamp(min=1e-6))[enough]
+
+    def mean_over_ground(values: Tensor) -> Tensor:
+        return (values * mask).flatten(1).sum(dim=1) / counts
+
+    residual = mean_over_ground((inverse - fitted).abs())
+    centre = mean_over_ground(inverse)[:, None, None]
+    spread = mean_over_ground((inverse - centre).abs())
+    return (residual / spread.clamp(min=1e-9))[enough]
 
 
 def ground_plane_loss(depth: Tensor, surface: Tensor, min_pixels: int = 64) -> Tensor:
