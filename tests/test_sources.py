@@ -444,7 +444,7 @@ def test_the_last_frame_before_a_silence_is_stamped_when_it_arrived():
         session.close()
         sender.join(5)
     assert len(captured) > 10
-    assert max(later - earlier for earlier, later in zip(captured, captured[1:])) < 0.3
+    assert max(later - earlier for earlier, later in zip(captured, captured[1:])) < 0.5, "not a time-out late"
 
 
 def test_close_from_another_thread_ends_a_blocked_read():
