@@ -18,12 +18,13 @@ from tests.media import (
     pattern_image,
     spawn_event,
     start_stream_server,
+    start_udp_sender,
     truncate,
     write_image,
 )
 from stream.errors import SourceError
 from stream.sources import SYNTH_SCENES, LiveSource, ReconnectPolicy, natural_key, open_source
-from stream.sources.live import CameraSession
+from stream.sources.live import CameraSession, NetworkSession
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOLERANCE = 14  # chroma subsampling and YUV rounding at flat-colour edges
@@ -426,6 +427,24 @@ def test_network_stream_reconnects_with_monotonic_frames():
     assert min(shades) < 100 < max(shades), "frames from both connections"
     assert shades == sorted(shades)
     assert len(frames) == 24 and source.dropped == 0  # offline policy: nothing dropped
+
+
+def test_the_last_frame_before_a_silence_is_stamped_when_it_arrived():
+    """MPEG-TS releases a stream's last video packets only when the read time-out ended the
+    wait: they arrived a frame after the ones before them, not a time-out later."""
+    port = free_port()
+    sender = start_udp_sender(port, 1.0, None, delay=0.3)
+    session = NetworkSession(f"udp://127.0.0.1:{port}", "cam", {"analyzeduration": "500000"}, 5.0, 1.0)
+    captured = []
+    try:
+        with pytest.raises(SourceError, match="no data from"):
+            while (picture := session.read()) is not None:
+                captured.append(picture.captured)
+    finally:
+        session.close()
+        sender.join(5)
+    assert len(captured) > 10
+    assert max(later - earlier for earlier, later in zip(captured, captured[1:])) < 0.5, "not a time-out late"
 
 
 def test_close_from_another_thread_ends_a_blocked_read():

@@ -341,7 +341,8 @@ class NetworkSession(_Session):
         self.audio_stream = audio_stream(self._container)
         read = [self._stream] if self.audio_stream is None else [self._stream, self.audio_stream]
         self._packets = self._container.demux(read)
-        self._frames: deque[av.VideoFrame] = deque()
+        self._frames: deque[tuple[av.VideoFrame, float]] = deque()  # with when each arrived
+        self._timed_out_at: float | None = None  # when the wait began that the read time-out ended
         self._audio_packets: list[av.Packet] = []
 
     @property
@@ -351,23 +352,34 @@ class NetworkSession(_Session):
     def read(self) -> Picture | None:
         try:
             while not self._frames:
+                asked = time.monotonic()
                 packet = next(self._packets, None)
                 if packet is None:
                     return None
                 if packet.stream.type == "audio":
                     self._keep_audio(packet)
                 else:
-                    self._frames.extend(packet.decode())
+                    arrived = self._arrival(asked)
+                    self._frames.extend((frame, arrived) for frame in packet.decode())
         except av.ExitError as error:
             raise SourceError(silence_message(self._url, self._read_timeout)) from error
         except av.FFmpegError as error:
             raise SourceError(f"{self._label}: read failed: {error_reason(error)}") from error
-        captured = time.monotonic()
-        frame = self._frames.popleft()
+        frame, captured = self._frames.popleft()
         session_us = None if frame.pts is None or frame.time_base is None else round(
             frame.pts * frame.time_base / MICROSECOND)
         image = rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
         return Picture(image, session_us, captured)
+
+    def _arrival(self, asked: float) -> float:
+        """When a packet asked for at ``asked`` arrived. MPEG-TS holds each video packet until
+        the next one starts, so the last ones before a silence come out only once the read
+        time-out ended the wait; they arrived before it began (stamped on their release, the
+        silence, and the pause in the recording, would look a time-out shorter)."""
+        now = time.monotonic()
+        if self._timed_out_at is None and now - asked >= self._read_timeout:
+            self._timed_out_at = asked
+        return now if self._timed_out_at is None else self._timed_out_at
 
     def _keep_audio(self, packet: av.Packet) -> None:
         timed = to_microseconds(packet)
