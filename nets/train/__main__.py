@@ -9,7 +9,7 @@ import shlex
 import sys
 
 from nets.errors import NetsError
-from nets.train.commands import confusion_command, eval_command, make_recipe, train_command
+from nets.train.commands import calibrate_command, confusion_command, eval_command, make_recipe, train_command
 from nets.train.export import export
 from nets.train.recipes import RECIPES
 
@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     _recipe_arguments(confusion)
     confusion.add_argument("--run", help="run folder whose best.pt to evaluate")
     confusion.add_argument("--weights-dir", help="weights folder with manifest.json (default nets/weights)")
+    calibration = commands.add_parser("calibrate", help="choose how much of the class-weight offsets a "
+                                      "segmentation run's shipped scores take off, on validation")
+    _recipe_arguments(calibration)
+    calibration.add_argument("--run", required=True, help="run folder whose best.pt to calibrate")
     ship = commands.add_parser("export", help="write a finished run's fp16 weights and manifest entry")
     ship.add_argument("--run", required=True, help="finished run folder")
     ship.add_argument("--weights-dir", help="weights folder (default nets/weights)")
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))
+            elif args.command == "calibrate":
+                result = calibrate_command(chosen, args.run, args.device, command_line)
             elif args.command == "confusion":
                 print(confusion_command(chosen, args.run, args.weights_dir, args.device))
                 result = None

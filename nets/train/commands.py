@@ -15,12 +15,13 @@ import torch
 from nets import zoo
 from nets.checkpoints import read_state_dict
 from nets.errors import NetsError
+from nets.train.calibration import calibrate, read_strength
 from nets.train.loop import build_model, pick_device, train
 from nets.train.confusion import confusion_tables
 from nets.train.objectives import Objective, SegmentationObjective, make_objective
 from nets.train.recipes import OPTIONAL_OPTIONS, Recipe, parse_size, recipe, run_recipe
 
-__all__ = ["make_recipe", "train_command", "eval_command", "confusion_command"]
+__all__ = ["make_recipe", "train_command", "eval_command", "confusion_command", "calibrate_command"]
 
 
 def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
@@ -85,7 +86,26 @@ def _evaluated_model(chosen: Recipe, run_dir: str | None, weights_dir: str | Non
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
     objective = make_objective(chosen, zoo.spec(chosen.model), target, cache)
     model = model.to(target)
+    if run_dir and isinstance(objective, SegmentationObjective):
+        objective.offset_strength = read_strength(run_dir)
     return (objective.deployed(model) if run_dir else model), objective
+
+
+def calibrate_command(chosen: Recipe, run_dir: str, device: str | None, command: str) -> dict[str, Any]:
+    """Choose a segmentation run's offset strength on validation (``nets.train.calibration``)."""
+    saved = run_recipe(run_dir)
+    if saved.model != chosen.model:
+        raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise NetsError(f"{path} not found: the run has not been evaluated yet")
+    target = pick_device(device)
+    objective = make_objective(chosen, zoo.spec(chosen.model), target, Path(run_dir) / "cache")
+    if not isinstance(objective, SegmentationObjective):
+        raise NetsError(f"recipe {chosen.name!r} does not segment; only segmentation runs are calibrated")
+    model = build_model(saved)
+    model.load_state_dict(read_state_dict(path))
+    return calibrate(objective, model.to(target), run_dir, command)
 
 
 def eval_command(chosen: Recipe, run_dir: str | None, weights_dir: str | None, device: str | None) -> dict[str, float]:

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from nets import zoo
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError, first_line
-from nets.train.objectives import make_objective
+from nets.train.calibration import CALIBRATION, read_strength
+from nets.train.objectives import SegmentationObjective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, run_recipe
 
 __all__ = ["export", "half_state", "cpu_fps", "FPS_SIZE"]
@@ -143,6 +144,10 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     trained = zoo.build(recipe.model)
     load_state_strict(trained, read_state_dict(run_dir / "best.pt"), run_dir / "best.pt")
     objective = make_objective(recipe, model_spec, torch.device("cpu"), run_dir / "cache")
+    calibrated = isinstance(objective, SegmentationObjective) and (run_dir / CALIBRATION).is_file()
+    if calibrated:
+        objective.offset_strength = read_strength(run_dir)
+        record = {**record, "metrics": json.loads((run_dir / CALIBRATION).read_text())["metrics"]}
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{recipe.model}.pt"
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -161,5 +166,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "started_from": _started_from(chain, start),
         "export_command": export_command, "exported": date.today().isoformat(),
     }
+    if isinstance(objective, SegmentationObjective):
+        entry["offset_strength"] = objective.offset_strength  # what a later zoo: start adds back
     _write_manifest(weights_dir, recipe.model, entry)
     return entry

@@ -29,7 +29,7 @@ from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe, shipped_entry
 
-__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "RESUMABLE_CHANGES"]
+__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "record_command", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
                                "camvid_root", "gpu"})
@@ -76,7 +76,7 @@ def _save_atomic(data: dict[str, Any], path: Path) -> None:
     partial.replace(path)
 
 
-def _record_command(path: Path, command: str) -> None:
+def record_command(path: Path, command: str) -> None:
     """Append ``command`` to the run's command history unless it repeats the last one, so that the
     history, run in order, reproduces the run (a resume that extends ``--steps`` changes the schedule)."""
     history = path.read_text().splitlines() if path.is_file() else []
@@ -152,8 +152,8 @@ class _Run:
             if name != self.recipe.model:
                 raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
             shipped, _ = zoo.load(name)
-            self.model.load_state_dict(objective.undeployed(shipped.to(self.device)).state_dict())
             entry = shipped_entry(name)
+            self.model.load_state_dict(objective.undeployed(shipped.to(self.device), entry).state_dict())
             (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
             return
         parent_dir = Path(init)
@@ -227,7 +227,7 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
         log(f"starting {recipe.name} from {origin} {recipe.init}")
     (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
     if command:
-        _record_command(run_dir / "command.txt", command)
+        record_command(run_dir / "command.txt", command)
     stop = min(recipe.steps, until if until is not None else recipe.steps)
     workers = workers if workers is not None else (min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
     started = time.monotonic()

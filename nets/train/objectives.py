@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 import warnings
 
 import cv2
@@ -70,8 +72,9 @@ class Objective(ABC):
         """The trained ``model`` as it is shipped and evaluated; the same model by default."""
         return model
 
-    def undeployed(self, model: nn.Module) -> nn.Module:
-        """The inverse of ``deployed``: shipped weights back as training left them."""
+    def undeployed(self, model: nn.Module, entry: Mapping[str, Any] | None = None) -> nn.Module:
+        """The inverse of ``deployed`` for shipped weights (``entry``: their manifest entry):
+        back as training left them."""
         return model
 
     def evaluate_trained(self, model: nn.Module) -> dict[str, float]:
@@ -107,19 +110,24 @@ class SegmentationObjective(Objective):
         weights = self.class_weights
         return torch.where(weights > 0, weights.log(), torch.zeros_like(weights))
 
+    offset_strength = 1.0
+    """The share of ``score_offsets`` that deployment takes off (``nets.train.calibration``)."""
+
     def deployed(self, model: nn.Module) -> nn.Module:
-        """A copy of ``model`` with ``score_offsets`` subtracted from its classifier's bias (exact,
-        as the scores are only resized linearly after that conv)."""
+        """A copy of ``model`` with ``offset_strength`` x ``score_offsets`` subtracted from its
+        classifier's bias (exact, as the scores are only resized linearly after that conv)."""
         shipped = copy.deepcopy(model)
         with torch.no_grad():
-            shipped.classifier.bias -= self.score_offsets.to(shipped.classifier.bias)
+            shipped.classifier.bias -= self.offset_strength * self.score_offsets.to(shipped.classifier.bias)
         return shipped
 
-    def undeployed(self, model: nn.Module) -> nn.Module:
-        """A copy of shipped ``model`` with ``score_offsets`` added back to its classifier's bias."""
+    def undeployed(self, model: nn.Module, entry: Mapping[str, Any] | None = None) -> nn.Module:
+        """A copy of shipped ``model`` with what its export took off added back (the strength in
+        its manifest ``entry``; without one, this objective's)."""
+        strength = float(entry.get("offset_strength", 1.0)) if entry is not None else self.offset_strength
         trained = copy.deepcopy(model)
         with torch.no_grad():
-            trained.classifier.bias += self.score_offsets.to(trained.classifier.bias)
+            trained.classifier.bias += strength * self.score_offsets.to(trained.classifier.bias)
         return trained
 
     def camvid_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
