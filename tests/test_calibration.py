@@ -8,6 +8,7 @@ import torch
 
 from nets import zoo
 from nets.checkpoints import read_state_dict
+from nets.errors import NetsError
 from nets.train.__main__ import main
 from nets.train.calibration import CALIBRATION, STRENGTHS, calibrate, read_strength, strength_scores
 from nets.train.export import export
@@ -66,10 +67,16 @@ def test_calibrate_keeps_the_best_strength_and_eval_and_export_deploy_with_it(tm
     assert torch.allclose(restored.classifier.bias, model.classifier.bias.detach(), atol=2e-2)
 
 
-def test_uncalibrated_runs_deploy_at_full_strength(tmp_path):
+def test_uncalibrated_runs_deploy_at_full_strength_and_stale_calibrations_are_refused(tmp_path):
     assert read_strength(tmp_path) == 1.0
     (tmp_path / CALIBRATION).write_text("{not json")
-    with pytest.raises(Exception, match="unreadable"):
+    with pytest.raises(NetsError, match="unreadable"):
+        read_strength(tmp_path)
+    torch.save({"model": {}, "step": 300, "metrics": {}}, tmp_path / "best.pt")
+    (tmp_path / CALIBRATION).write_text(json.dumps({"offset_strength": 0.6, "best_step": 300}))
+    assert read_strength(tmp_path) == 0.6
+    torch.save({"model": {}, "step": 600, "metrics": {}}, tmp_path / "best.pt")  # the run went on
+    with pytest.raises(NetsError, match="calibrate' on it again"):
         read_strength(tmp_path)
 
 

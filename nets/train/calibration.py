@@ -33,15 +33,28 @@ CALIBRATION = "calibration.json"
 STRENGTHS = tuple(round(0.1 * step, 1) for step in range(11))
 
 
+def _best_step(run_dir: Path) -> int:
+    try:
+        return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
+    except Exception as exc:  # missing, truncated or foreign files all end the same way
+        raise NetsError(f"cannot read the best weights of run {run_dir}: {exc}") from None
+
+
 def read_strength(run_dir: str | Path) -> float:
-    """The offset strength a run was calibrated to (1, the posterior, when it was not)."""
+    """The offset strength a run was calibrated to (1, the posterior, when it was not); an
+    error when ``best.pt`` changed since (a resumed run), as the choice was made for other weights."""
     path = Path(run_dir) / CALIBRATION
     if not path.is_file():
         return 1.0
     try:
-        return float(json.loads(path.read_text())["offset_strength"])
+        record = json.loads(path.read_text())
+        strength, step = float(record["offset_strength"]), int(record["best_step"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NetsError(f"{path} is unreadable: {exc}") from None
+    if step != _best_step(Path(run_dir)):
+        raise NetsError(f"{path} was made for the best weights of step {step}, but best.pt is now another "
+                        f"step: run 'python -m nets.train calibrate' on it again")
+    return strength
 
 
 def _shifted(logits: Tensor, offsets: Tensor, strength: float) -> Tensor:
@@ -89,8 +102,8 @@ def calibrate(objective: SegmentationObjective, trained: nn.Module, run_dir: str
     best = max(scores, key=lambda s: (scores[s]["score"], -s))
     objective.offset_strength = best
     metrics = objective.evaluate(objective.deployed(trained))
-    record = {"offset_strength": best, "grid": {str(s): v for s, v in scores.items()}, "metrics": metrics,
-              "command": command}
+    record = {"offset_strength": best, "best_step": _best_step(Path(run_dir)),
+              "grid": {str(s): v for s, v in scores.items()}, "metrics": metrics, "command": command}
     path = Path(run_dir) / CALIBRATION
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(record, indent=2) + "\n")
