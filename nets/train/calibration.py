@@ -22,43 +22,42 @@ from torch import Tensor, nn
 from nets.errors import NetsError
 from nets.train.evaluate import predict_at
 from nets.train.idd import IDD_GROUPS, group_of_class
-from nets.train.loop import record_command
+from nets.train.loop import best_step, record_command
 from nets.train.metrics import ConfusionMatrix
 from nets.train.objectives import SegmentationObjective
 from nets.train.roads import infer_size
 
-__all__ = ["CALIBRATION", "STRENGTHS", "strength_scores", "calibrate", "read_strength"]
+__all__ = ["CALIBRATION", "STRENGTHS", "strength_scores", "calibrate", "read_calibration", "read_strength"]
 
 CALIBRATION = "calibration.json"
 STRENGTHS = tuple(round(0.1 * step, 1) for step in range(11))
 
 
-def _best_step(run_dir: Path) -> int:
+def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run's ``calibration.json`` (None when it was not calibrated); an error when it is
+    unreadable or ``best.pt`` changed since (a resumed run), as the choice was made for other weights."""
+    path = Path(run_dir) / CALIBRATION
+    if not path.is_file():
+        return None
     try:
-        return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
-    except Exception as exc:  # missing, truncated or foreign files all end the same way
-        raise NetsError(f"cannot read the best weights of run {run_dir}: {exc}") from None
+        record = json.loads(path.read_text())
+        record["offset_strength"], step = float(record["offset_strength"]), int(record["best_step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NetsError(f"{path} is unreadable: {exc}") from None
+    if step != best_step(Path(run_dir)):
+        raise NetsError(f"{path} was made for the best weights of step {step}, but best.pt is now another "
+                        f"step: run 'python -m nets.train calibrate' on it again")
+    return record
 
 
 def read_strength(run_dir: str | Path) -> float:
-    """The offset strength a run was calibrated to (1, the posterior, when it was not); an
-    error when ``best.pt`` changed since (a resumed run), as the choice was made for other weights."""
-    path = Path(run_dir) / CALIBRATION
-    if not path.is_file():
-        return 1.0
-    try:
-        record = json.loads(path.read_text())
-        strength, step = float(record["offset_strength"]), int(record["best_step"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise NetsError(f"{path} is unreadable: {exc}") from None
-    if step != _best_step(Path(run_dir)):
-        raise NetsError(f"{path} was made for the best weights of step {step}, but best.pt is now another "
-                        f"step: run 'python -m nets.train calibrate' on it again")
-    return strength
+    """The offset strength a run was calibrated to (1, the posterior, when it was not)."""
+    record = read_calibration(run_dir)
+    return 1.0 if record is None else record["offset_strength"]
 
 
 def _shifted(logits: Tensor, offsets: Tensor, strength: float) -> Tensor:
-    return (logits[0] - strength * offsets[:, None, None]).argmax(0).cpu()
+    return (logits[0] - strength * offsets[:, None, None]).argmax(0)
 
 
 @torch.inference_mode()
@@ -71,9 +70,9 @@ def strength_scores(objective: SegmentationObjective, trained: nn.Module,
     offsets = objective.score_offsets.cpu()
     camvid = {s: ConfusionMatrix(len(offsets)) for s in strengths}
     for image, labels in zip(objective.val_split.images, objective.val_split.labels):
-        logits, _ = predict_at(trained, image, objective.recipe.eval_size, objective.normalise, objective.device)
+        logits = predict_at(trained, image, objective.recipe.eval_size, objective.normalise, objective.device)[0].cpu()
         for strength in strengths:
-            camvid[strength].update(_shifted(logits.cpu(), offsets, strength), torch.from_numpy(labels))
+            camvid[strength].update(_shifted(logits, offsets, strength), torch.from_numpy(labels))
     results = {s: {"miou": camvid[s].miou()} for s in strengths}
     idd = getattr(objective, "idd_val", None)
     if idd is not None:
@@ -82,10 +81,10 @@ def strength_scores(objective: SegmentationObjective, trained: nn.Module,
         rows = objective.recipe.eval_size[1]
         for image, labels in zip(idd.images, idd.labels):
             size = infer_size(image.shape[1], image.shape[0], rows)
-            logits, _ = predict_at(trained, image, size, objective.normalise, objective.device)
+            logits = predict_at(trained, image, size, objective.normalise, objective.device)[0].cpu()
             truth = torch.from_numpy(labels.astype(np.int64))
             for strength in strengths:
-                groups[strength].update(to_group[_shifted(logits.cpu(), offsets, strength)], truth)
+                groups[strength].update(to_group[_shifted(logits, offsets, strength)], truth)
         for strength in strengths:
             results[strength]["idd_group_miou"] = groups[strength].miou()
     for values in results.values():
@@ -102,7 +101,7 @@ def calibrate(objective: SegmentationObjective, trained: nn.Module, run_dir: str
     best = max(scores, key=lambda s: (scores[s]["score"], -s))
     objective.offset_strength = best
     metrics = objective.evaluate(objective.deployed(trained))
-    record = {"offset_strength": best, "best_step": _best_step(Path(run_dir)),
+    record = {"offset_strength": best, "best_step": best_step(Path(run_dir)),
               "grid": {str(s): v for s, v in scores.items()}, "metrics": metrics, "command": command}
     path = Path(run_dir) / CALIBRATION
     partial = path.with_name(f".{path.name}.partial")

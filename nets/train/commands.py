@@ -65,6 +65,19 @@ def train_command(chosen: Recipe, run_dir: str, device: str | None, workers: int
                  command=command, threads=threads, log=log)
 
 
+def _best_weights(chosen: Recipe, run_dir: str) -> torch.nn.Module:
+    """A run's best weights as training left them, in the model of ``chosen``'s recipe."""
+    path = Path(run_dir) / "best.pt"
+    if not path.is_file():
+        raise NetsError(f"{path} not found: the run has not been evaluated yet")
+    saved = run_recipe(run_dir)
+    if saved.model != chosen.model:
+        raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
+    model = build_model(saved)
+    model.load_state_dict(read_state_dict(path))
+    return model
+
+
 def _evaluated_model(chosen: Recipe, run_dir: str | None, weights_dir: str | None,
                      device: str | None) -> tuple[torch.nn.Module, Objective]:
     """The model ``eval`` scores (a run's best weights deployed, or the shipped weights) and the
@@ -73,14 +86,7 @@ def _evaluated_model(chosen: Recipe, run_dir: str | None, weights_dir: str | Non
         raise NetsError("give a run folder or a weights folder, not both")
     target = pick_device(device)
     if run_dir:
-        path = Path(run_dir) / "best.pt"
-        if not path.is_file():
-            raise NetsError(f"{path} not found: the run has not been evaluated yet")
-        saved = run_recipe(run_dir)
-        if saved.model != chosen.model:
-            raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
-        model = build_model(saved)
-        model.load_state_dict(read_state_dict(path))
+        model = _best_weights(chosen, run_dir)
     else:
         model, _ = zoo.load(chosen.model, weights_dir)
     cache = Path(run_dir) / "cache" if run_dir else Path(tempfile.gettempdir()) / "densestream-cache"
@@ -93,18 +99,11 @@ def _evaluated_model(chosen: Recipe, run_dir: str | None, weights_dir: str | Non
 
 def calibrate_command(chosen: Recipe, run_dir: str, device: str | None, command: str) -> dict[str, Any]:
     """Choose a segmentation run's offset strength on validation (``nets.train.calibration``)."""
-    saved = run_recipe(run_dir)
-    if saved.model != chosen.model:
-        raise NetsError(f"run {run_dir} trained {saved.model!r}, not {chosen.model!r} of recipe {chosen.name!r}")
-    path = Path(run_dir) / "best.pt"
-    if not path.is_file():
-        raise NetsError(f"{path} not found: the run has not been evaluated yet")
+    model = _best_weights(chosen, run_dir)
     target = pick_device(device)
     objective = make_objective(chosen, zoo.spec(chosen.model), target, Path(run_dir) / "cache")
     if not isinstance(objective, SegmentationObjective):
         raise NetsError(f"recipe {chosen.name!r} does not segment; only segmentation runs are calibrated")
-    model = build_model(saved)
-    model.load_state_dict(read_state_dict(path))
     return calibrate(objective, model.to(target), run_dir, command)
 
 

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from nets import zoo
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError, first_line
-from nets.train.calibration import CALIBRATION, read_strength
+from nets.train.calibration import read_calibration
+from nets.train.loop import best_step
 from nets.train.objectives import SegmentationObjective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, run_recipe
 
@@ -101,14 +102,6 @@ def _started_from(chain: list[Path], start: dict[str, Any] | None) -> dict[str, 
     return {"model": run_recipe(chain[0]).init[len(ZOO_INIT):], "sha256": start["sha256"]}
 
 
-def _best_step(run_dir: Path) -> int:
-    """The step of a run's best weights (what a later run starting from it received)."""
-    try:
-        return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
-    except Exception as exc:  # missing, truncated or foreign files all end the same way
-        raise NetsError(f"cannot read the best weights of run {run_dir}: {first_line(exc)}") from None
-
-
 def _command_history(chain: list[Path], start: dict[str, Any] | None) -> str | None:
     """The training commands of every run in the chain joined with ``&&``, after those that made
     and shipped the weights it started from (``start``): run in order they reproduce the weights."""
@@ -139,15 +132,15 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     record = json.loads((run_dir / "metrics.json").read_text())
     chain = _run_chain(run_dir)
     start = _shipped_start(chain)
-    earlier_steps = sum(_best_step(parent) for parent in chain[:-1]) + int(start["steps"] if start else 0)
+    earlier_steps = sum(best_step(parent) for parent in chain[:-1]) + int(start["steps"] if start else 0)
     model_spec = zoo.spec(recipe.model)
     trained = zoo.build(recipe.model)
     load_state_strict(trained, read_state_dict(run_dir / "best.pt"), run_dir / "best.pt")
     objective = make_objective(recipe, model_spec, torch.device("cpu"), run_dir / "cache")
-    calibrated = isinstance(objective, SegmentationObjective) and (run_dir / CALIBRATION).is_file()
-    if calibrated:
-        objective.offset_strength = read_strength(run_dir)
-        record = {**record, "metrics": json.loads((run_dir / CALIBRATION).read_text())["metrics"]}
+    calibration = read_calibration(run_dir) if isinstance(objective, SegmentationObjective) else None
+    if calibration is not None:
+        objective.offset_strength = calibration["offset_strength"]
+        record = {**record, "metrics": calibration["metrics"]}
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{recipe.model}.pt"
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

@@ -29,7 +29,7 @@ from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe, shipped_entry
 
-__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "record_command", "RESUMABLE_CHANGES"]
+__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "best_step", "record_command", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
                                "camvid_root", "gpu"})
@@ -74,6 +74,14 @@ def _save_atomic(data: dict[str, Any], path: Path) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     torch.save(data, partial)
     partial.replace(path)
+
+
+def best_step(run_dir: Path) -> int:
+    """The step of a run's best weights (what a later run starting from it received)."""
+    try:
+        return int(torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)["step"])
+    except Exception as exc:  # missing, truncated or foreign files all end the same way
+        raise NetsError(f"cannot read the best weights of run {run_dir}: {first_line(exc)}") from None
 
 
 def record_command(path: Path, command: str) -> None:

@@ -157,6 +157,7 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
     task_obj.prepare(torch_device)
     load_before = os.getloadavg()[0]
     threads = torch.get_num_threads()  # idle count; following the load may lower it later
+    autogroup = autogroup_enabled()
     rows: dict[str, dict] = {name: {phase: [] for phase in PHASES} for name in ROWS}
     pids: list[int] = []
     with tempfile.TemporaryDirectory(prefix="densestream-contend-") as workdir:
@@ -179,9 +180,8 @@ def contend(competitors: int | None = None, source: str = "synth://pattern", tas
             "competitors": count, "competitor_pids": pids, "load_average_before": load_before,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "cpu_share": enabled(),
-            "sessions": sessions, "autogroup": autogroup_enabled(),
-            "fair_share": fair_share(threads, usable_cores(), count, sessions == "own",
-                                     autogroup_enabled()),
+            "sessions": sessions, "autogroup": autogroup,
+            "fair_share": fair_share(threads, usable_cores(), count, sessions == "own", autogroup),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "precision": next(name for name, value in PRECISIONS.items() if value is dtype),
             "task": task_obj.name, "source": str(source), "resolution": [data.width, data.height],
