@@ -1,5 +1,5 @@
-"""Training losses: class-balanced cross-entropy, coarse-group likelihood, berHu depth,
-balanced logistic (SiamFC)."""
+"""Training losses: class-balanced cross-entropy, coarse-group likelihood, distillation from a
+teacher's class scores, berHu depth, balanced logistic (SiamFC)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["segmentation_loss", "group_loss", "berhu_loss", "siamfc_labels", "balanced_logistic_loss"]
+__all__ = ["segmentation_loss", "group_loss", "distillation_loss", "berhu_loss", "siamfc_labels", "balanced_logistic_loss"]
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, weights: Tensor | None, ignore_index: int) -> Tensor:
@@ -32,6 +32,16 @@ def group_loss(logits: Tensor, groups: Tensor, members: Tensor, offsets: Tensor,
         if mask.any():
             picked = torch.where(mask, torch.logsumexp(log_p[:, classes], dim=1), picked)
     return -picked[valid].mean()
+
+
+def distillation_loss(logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """KL(teacher || student) between the per-pixel softmaxes of two N x C x H x W score maps,
+    averaged over the pixels."""
+    if logits.shape != teacher_logits.shape:
+        raise ValueError(f"score shapes differ: {tuple(logits.shape)}, {tuple(teacher_logits.shape)}")
+    log_student = F.log_softmax(logits.float(), dim=1)
+    log_teacher = F.log_softmax(teacher_logits.float(), dim=1)
+    return (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1).mean()
 
 
 def berhu_loss(prediction: Tensor, truth: Tensor, valid: Tensor) -> Tensor:

@@ -19,7 +19,8 @@ __all__ = ["Recipe", "RECIPES", "ZOO_INIT", "INIT_RECORD", "shipped_entry", "OPT
 OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "track")
 ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
 INIT_RECORD = "init.json"  # a run's copy of the manifest entry of the shipped weights it started from
-OPTIONAL_OPTIONS = {"restore": ("source_scale",), "joint-roads": ("plane_weight",)}  # options an objective reads only when present
+_DISTILL = ("distill_weight", "teacher", "distill_on")  # teaching a shipped model's scores, off unless set
+OPTIONAL_OPTIONS = {"restore": ("source_scale",), "segment-roads": _DISTILL, "joint-roads": ("plane_weight", *_DISTILL)}  # options an objective reads only when present
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 

@@ -7,6 +7,7 @@ and the objects of CamVid val."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import cached_property
 from pathlib import Path
 
@@ -20,16 +21,21 @@ from nets.train.evaluate import evaluate_joint, road_depth_profile
 from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss, surface_from_groups,
                                  surface_from_labels)
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
-from nets.train.losses import berhu_loss, group_loss, segmentation_loss
+from nets.train.losses import berhu_loss, distillation_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
 from nets.train.photometric import Photometric, photometric
-from nets.train.recipes import Recipe
+from nets.train.recipes import Recipe, shipped_entry
 from nets.train.roads import clip_sky_share, evaluate_idd_groups
 from nets.world import SKY_DEPTH
+from nets import zoo
+from nets.errors import NetsError
 from nets.zoo import ModelSpec
 
-__all__ = ["RoadSegmentationObjective", "JointRoadObjective"]
+__all__ = ["RoadSegmentationObjective", "JointRoadObjective", "DISTILL_ON", "TEACHER_RECORD"]
+
+DISTILL_ON = ("real", "camvid")  # which samples ``distill_weight`` teaches: every real frame, or CamVid's only
+TEACHER_RECORD = "teacher.json"  # a run's copy of the teacher's manifest entry
 
 
 class RoadSegmentationObjective(SegmentationObjective):
@@ -47,6 +53,10 @@ class RoadSegmentationObjective(SegmentationObjective):
         self.idd_augment = dataclasses.replace(self.augment, scale=tuple(self.options["idd_scale"]))
         self.photometric = Photometric() if self.options.get("photometric", True) else None
         self.members = group_members()
+        if float(self.options.get("distill_weight", 0.0)) and "teacher" not in self.options:
+            raise NetsError("--option distill_weight needs --option 'teacher=\"MODEL\"' (a shipped model)")
+        if self.options.get("distill_on", "real") not in DISTILL_ON:
+            raise NetsError(f"--option distill_on must be one of {', '.join(DISTILL_ON)}")
 
     @cached_property
     def idd_root(self) -> Path:
@@ -89,6 +99,39 @@ class RoadSegmentationObjective(SegmentationObjective):
     def sample(self, rng: np.random.Generator, step: int) -> dict[str, np.ndarray]:
         return self.real_sample(rng)
 
+    @cached_property
+    def teacher(self) -> nn.Module:
+        """The shipped model named by option ``teacher`` with its deployment undone, so that its
+        scores carry the same class weights as the student's training scores. Its manifest entry
+        is kept in the run folder (``teacher.json``): the teacher is what ``nets/weights`` held
+        when the run began."""
+        name = str(self.options["teacher"])
+        shipped, _ = zoo.load(name)
+        entry = shipped_entry(name)
+        record = self.cache_dir.parent / TEACHER_RECORD
+        if not record.exists():
+            record.write_text(json.dumps(entry, indent=2) + "\n")
+        return self.undeployed(shipped, entry).to(self.device).eval()
+
+    def distilled_samples(self, batch: dict[str, Tensor]) -> Tensor:
+        """One boolean per batch item: the real frames, or with ``distill_on`` "camvid" only the
+        CamVid ones (the only real frames with fine labels)."""
+        real = batch["depth"].flatten(1).amax(dim=1) <= 0 if "depth" in batch else \
+            torch.ones(batch["image"].shape[0], dtype=torch.bool, device=batch["image"].device)
+        if self.options.get("distill_on", "real") == "camvid":
+            real &= (batch["labels"] != VOID).flatten(1).any(dim=1)
+        return real
+
+    def distillation(self, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
+        """``distill_weight`` x the teacher's scores taught on the chosen samples; 0 unless set."""
+        weight = float(self.options.get("distill_weight", 0.0))
+        chosen = self.distilled_samples(batch) if weight else None
+        if chosen is None or not chosen.any():
+            return logits.sum() * 0.0
+        with torch.no_grad():
+            teacher_logits = self.teacher(self.normalise(batch["image"][chosen]))
+        return weight * distillation_loss(logits[chosen], teacher_logits)
+
     def label_loss(self, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """Fine cross-entropy where fine labels exist plus the group likelihood where groups do."""
         loss = logits.sum() * 0.0
@@ -100,7 +143,8 @@ class RoadSegmentationObjective(SegmentationObjective):
         return loss
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        return self.label_loss(model(self.normalise(batch["image"])), batch)
+        logits = model(self.normalise(batch["image"]))
+        return self.label_loss(logits, batch) + self.distillation(logits, batch)
 
     def road_metrics(self, model: nn.Module) -> dict[str, float]:
         """IDD-lite group metrics and the clip's sky share, each frame run at the size the
@@ -165,6 +209,7 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
         loss = loss + float(self.options["geometry_weight"]) * geometry_loss(
             depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]))
+        loss = loss + self.distillation(logits, batch)
         plane_weight = float(self.options.get("plane_weight", 0.0))
         if plane_weight:
             loss = loss + plane_weight * ground_plane_loss(depth, batch["surface"])
