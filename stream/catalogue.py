@@ -28,6 +28,8 @@ def headline(spec: ModelSpec) -> str:
                      f"sky IoU {100 * metrics['idd_sky_iou']:.0f}")
         if "clip_sky_share" in metrics:
             text += f"; dash-cam sky {100 * metrics['clip_sky_share']:.0f}% Sky"
+        if "clip_cars_found" in metrics:
+            text += f", {100 * metrics['clip_cars_found']:.0f}% of its cars Car"
         if "synth_abs_rel" in metrics:
             text += f"; depth AbsRel {metrics['synth_abs_rel']:.3f} on synthetic towns"
         if "car_contact_within_25" in metrics:

@@ -45,9 +45,10 @@ def test_headline_of_a_road_model_names_its_real_road_checks():
     import dataclasses
 
     seg = dataclasses.replace(zoo.spec("lwrefinenet-mbv2-camvid"), metrics={
-        "miou": 0.64, "idd_group_miou": 0.61, "idd_sky_iou": 0.9, "clip_sky_share": 0.97})
+        "miou": 0.64, "idd_group_miou": 0.61, "idd_sky_iou": 0.9, "clip_sky_share": 0.97,
+        "clip_cars_found": 0.94})
     assert headline(seg) == ("64.0 mIoU CamVid val; IDD-lite held-out 61.0 group mIoU, sky IoU 90; "
-                             "dash-cam sky 97% Sky")
+                             "dash-cam sky 97% Sky, 94% of its cars Car")
     joint = dataclasses.replace(zoo.spec("joint-mbv2-camvid"), metrics={
         "miou": 0.5, "synth_abs_rel": 0.1, "car_contact_within_25": 0.7})
     assert headline(joint).endswith("70% of CamVid val cars as far as the road below")

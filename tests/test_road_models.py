@@ -1,5 +1,6 @@
 """The shipped road models on the real dash-cam clip, through the product's own pipeline: the
-open blue sky is Sky (the CamVid-only weights called it Building), for seg and seg+depth."""
+open blue sky is Sky (the CamVid-only weights called it Building), for seg and seg+depth, and the
+default seg labels the hand-marked cars ahead Car."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import stream
-from nets.train.roads import CLIP_SKY_REGION
+from nets.train.roads import CLIP_CARS, CLIP_SKY_REGION
 from nets.zoo import CAMVID_CLASSES
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "solidWhiteRight.mp4"
@@ -35,3 +36,12 @@ def test_the_camvid_only_weights_stay_available_and_call_that_sky_building(one_t
                                              max_frames=1, outputs=("labels",))))
     labels = result.outputs["labels"]
     assert float((labels[y:y + h, x:x + w] == CAMVID_CLASSES.index("Building")).mean()) > 0.5
+
+
+def test_the_cars_ahead_in_the_first_frame_are_labelled_car(one_torch_thread):
+    result = next(iter(stream.build_pipeline(str(CLIP), "seg", out="null", max_frames=1, outputs=("labels",))))
+    labels = result.outputs["labels"]
+    car = CAMVID_CLASSES.index("Car")
+    for x0, y0, x1, y1 in CLIP_CARS[0]:
+        dx, dy = (x1 - x0) // 4, (y1 - y0) // 4
+        assert float((labels[y0 + dy:y1 - dy, x0 + dx:x1 - dx] == car).mean()) > 0.9, (x0, y0, x1, y1)

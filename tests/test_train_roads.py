@@ -293,3 +293,32 @@ def test_a_later_stage_of_a_run_started_from_shipped_weights_still_names_them(tm
     entry = export(tmp_path / "stage2", tmp_path / "weights", fps_frames=1)
     assert entry["started_from"]["model"] == "lwrefinenet-mbv2-camvid"
     assert entry["command"].endswith("&& train stage 1 && train stage 2")
+
+
+def test_clip_car_share_scores_the_centre_of_each_marked_car():
+    from nets.train.roads import CLIP_CARS, clip_car_share
+
+    class Painter(torch.nn.Module):
+        """Scores Car inside the marked boxes of the frames it is told, Road elsewhere."""
+
+        def __init__(self, boxes):
+            super().__init__()
+            self.boxes = boxes
+
+        def forward(self, x):
+            scores = torch.zeros(x.shape[0], 11, x.shape[2], x.shape[3])
+            scores[:, 3] = 1.0
+            sx, sy = x.shape[3] / 960, x.shape[2] / 540
+            for x0, y0, x1, y1 in self.boxes:
+                scores[:, 8, round(y0 * sy):round(y1 * sy), round(x0 * sx):round(x1 * sx)] = 2.0
+            return scores
+
+    frames = {index: np.zeros((540, 960, 3), np.uint8) for index in CLIP_CARS}
+    normalise = lambda batch: batch  # noqa: E731
+    everything = [box for boxes in CLIP_CARS.values() for box in boxes]
+    found = clip_car_share(Painter(everything), frames, 360, normalise, torch.device("cpu"))
+    assert found["clip_car_share"] == pytest.approx(1.0) and found["clip_cars_checked"] == len(everything)
+    first = CLIP_CARS[0][0]
+    half = clip_car_share(Painter([first]), frames, 360, normalise, torch.device("cpu"))
+    assert half["clip_cars_found"] == pytest.approx(1 / len(everything)) and half["clip_car_worst"] == 0.0
+    assert clip_car_share(Painter([]), {}, 360, normalise, torch.device("cpu")) == {}

@@ -3,6 +3,7 @@ It is only ever evaluated on (never trained on); a clone without the shared fold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 
 from nets.errors import NetsError
 
-__all__ = ["ROAD_CLIP", "road_clip_path", "read_clip"]
+__all__ = ["ROAD_CLIP", "road_clip_path", "read_clip", "read_clip_frames"]
 
 ROAD_CLIP = "solidWhiteRight.mp4"
 
@@ -26,19 +27,30 @@ def read_clip(path: str | Path, count: int = 20) -> list[np.ndarray]:
     if count < 1:
         raise NetsError(f"read_clip needs at least one frame, got {count}")
     capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    if total < 1:
+        raise NetsError(f"cannot read video {path}")
+    wanted = np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist()
+    return list(read_clip_frames(path, wanted).values())
+
+
+def read_clip_frames(path: str | Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """The frames at ``indices`` (0-based, in decoding order) of a video, as RGB uint8, keyed by
+    index; indices past the end are missing from the result."""
+    wanted = set(int(i) for i in indices)
+    capture = cv2.VideoCapture(str(path))
+    frames: dict[int, np.ndarray] = {}
     try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if not capture.isOpened() or total < 1:
+        if not capture.isOpened():
             raise NetsError(f"cannot read video {path}")
-        wanted = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
-        frames = []
-        for index in range(max(wanted) + 1):
+        for index in range(max(wanted, default=-1) + 1):
             if not capture.grab():
                 break
             if index in wanted:
-                frames.append(cv2.cvtColor(capture.retrieve()[1], cv2.COLOR_BGR2RGB))
+                frames[index] = cv2.cvtColor(capture.retrieve()[1], cv2.COLOR_BGR2RGB)
     finally:
         capture.release()
-    if not frames:
+    if wanted and not frames:
         raise NetsError(f"no frames could be decoded from {path}")
     return frames

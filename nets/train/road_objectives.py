@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nets.train.clip import read_clip, road_clip_path
+from nets.train.clip import read_clip, read_clip_frames, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
 from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss, surface_from_groups,
@@ -26,7 +26,7 @@ from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
 from nets.train.photometric import Photometric, photometric
 from nets.train.recipes import Recipe, shipped_entry
-from nets.train.roads import clip_sky_share, evaluate_idd_groups
+from nets.train.roads import CLIP_CARS, clip_car_share, clip_sky_share, evaluate_idd_groups
 from nets.world import SKY_DEPTH
 from nets import zoo
 from nets.errors import NetsError
@@ -75,6 +75,12 @@ class RoadSegmentationObjective(SegmentationObjective):
         """Frames of the dash-cam clip spread over it; none in a clone without the shared data."""
         path = road_clip_path(self.recipe.camvid_root)
         return read_clip(path, int(self.options["clip_frames"])) if path.is_file() else []
+
+    @cached_property
+    def car_clip(self) -> dict[int, np.ndarray]:
+        """The dash-cam clip's frames with hand-marked cars; none without the shared data."""
+        path = road_clip_path(self.recipe.camvid_root)
+        return read_clip_frames(path, list(CLIP_CARS)) if path.is_file() else {}
 
     def batches(self):
         self.idd_train
@@ -147,12 +153,14 @@ class RoadSegmentationObjective(SegmentationObjective):
         return self.label_loss(logits, batch) + self.distillation(logits, batch)
 
     def road_metrics(self, model: nn.Module) -> dict[str, float]:
-        """IDD-lite group metrics and the clip's sky share, each frame run at the size the
+        """IDD-lite group metrics and the clip's sky and car shares, each frame run at the size the
         product's ``--infer-size auto`` picks for this model's trained scale."""
         rows = self.recipe.eval_size[1]
         results = evaluate_idd_groups(model, self.idd_val, rows, self.normalise, self.device)
         if self.sky_clip:
             results.update(clip_sky_share(model, self.sky_clip, rows, self.normalise, self.device))
+        if self.car_clip:
+            results.update(clip_car_share(model, self.car_clip, rows, self.normalise, self.device))
         return results
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Checks of segmentation on real roads outside CamVid: coarse-group mIoU on held-out IDD-lite
 sequences (with where the sky goes), and the share of a fixed sky region of the real dash-cam
-clip that the model labels Sky."""
+clip that the model labels Sky, and of its hand-marked cars that the model labels Car."""
 
 from __future__ import annotations
 
@@ -15,13 +15,25 @@ from nets.train.idd import GROUP_SKY, IDD_GROUPS, IddLiteSplit, group_of_class
 from nets.train.metrics import ConfusionMatrix
 from nets.zoo import CAMVID_CLASSES
 
-__all__ = ["CLIP_SKY_REGION", "infer_size", "evaluate_idd_groups", "clip_sky_share"]
+__all__ = ["CLIP_SKY_REGION", "CLIP_CARS", "infer_size", "evaluate_idd_groups", "clip_sky_share", "clip_car_share"]
 
 CLIP_SKY_REGION = (150, 10, 480, 150)
 """(x, y, w, h) in the 960x540 dash-cam clip: open blue sky in all 221 frames (left of the
 billboard and the roadside trees, above the hills)."""
 
+CLIP_CARS = {
+    0: ((293, 299, 328, 323), (357, 303, 388, 322), (405, 299, 437, 319), (0, 290, 38, 355)),
+    60: ((72, 288, 165, 345), (318, 301, 347, 323), (365, 304, 392, 323), (405, 302, 440, 323)),
+    120: ((0, 297, 145, 350), (187, 297, 250, 335), (345, 304, 370, 322), (385, 306, 410, 322),
+          (415, 302, 445, 323)),
+    180: ((30, 303, 145, 352), (140, 304, 245, 352), (253, 302, 302, 332), (362, 305, 382, 322)),
+}
+"""Frame index -> boxes (x0, y0, x1, y1) in the 960x540 dash-cam clip, marked by hand: every car
+ahead at least 20 pixels wide (the cars in the lanes to the left and ahead, one cut by the frame
+edge)."""
+
 SKY = CAMVID_CLASSES.index("Sky")
+CAR = CAMVID_CLASSES.index("Car")
 
 
 def infer_size(width: int, height: int, trained_rows: int) -> tuple[int, int]:
@@ -74,3 +86,30 @@ def clip_sky_share(model: nn.Module, frames: Sequence[np.ndarray], trained_rows:
             "clip_sky_frames_95": float(np.mean(np.array(sky) >= 0.95)),
             "clip_region_building": float(np.mean(building)), "clip_region_tree": float(np.mean(tree)),
             "clip_frame_sky": float(np.mean(frame_sky)), "clip_sky_checked": float(len(frames))}
+
+
+@torch.inference_mode()
+def clip_car_share(model: nn.Module, frames: dict[int, np.ndarray], trained_rows: int, normalise: Normaliser,
+                   device: torch.device) -> dict[str, float]:
+    """For each car of ``CLIP_CARS`` in ``frames`` (index -> RGB frame), the share of the central
+    half of its box (a quarter trimmed off each side, so a hand-marked edge cannot decide it)
+    labelled Car: the mean and the worst over the cars, and the share of cars with most of that
+    centre labelled Car (``clip_cars_found``)."""
+    model.eval()
+    shares = []
+    for index, boxes in CLIP_CARS.items():
+        if index not in frames:
+            continue
+        image = frames[index]
+        scale_x, scale_y = image.shape[1] / 960.0, image.shape[0] / 540.0
+        size = infer_size(image.shape[1], image.shape[0], trained_rows)
+        labels = predict_at(model, image, size, normalise, device)[0].argmax(1)[0].cpu().numpy()
+        for x0, y0, x1, y1 in boxes:
+            dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
+            centre = labels[round((y0 + dy) * scale_y):round((y1 - dy) * scale_y),
+                            round((x0 + dx) * scale_x):round((x1 - dx) * scale_x)]
+            shares.append(float((centre == CAR).mean()))
+    if not shares:
+        return {}
+    return {"clip_car_share": float(np.mean(shares)), "clip_car_worst": float(np.min(shares)),
+            "clip_cars_found": float(np.mean(np.array(shares) > 0.5)), "clip_cars_checked": float(len(shares))}
