@@ -319,6 +319,7 @@ def test_clip_car_share_scores_the_centre_of_each_marked_car():
     found = clip_car_share(Painter(everything), frames, 360, normalise, torch.device("cpu"))
     assert found["clip_car_share"] == pytest.approx(1.0) and found["clip_cars_checked"] == len(everything)
     first = CLIP_CARS[0][0]
-    half = clip_car_share(Painter([first]), frames, 360, normalise, torch.device("cpu"))
-    assert half["clip_cars_found"] == pytest.approx(1 / len(everything)) and half["clip_car_worst"] == 0.0
+    one = clip_car_share(Painter([first]), {0: frames[0]}, 360, normalise, torch.device("cpu"))
+    assert one["clip_cars_checked"] == len(CLIP_CARS[0]) and one["clip_car_worst"] == 0.0
+    assert one["clip_cars_found"] == pytest.approx(1 / len(CLIP_CARS[0]))
     assert clip_car_share(Painter([]), {}, 360, normalise, torch.device("cpu")) == {}
