@@ -17,9 +17,8 @@ from nets.errors import NetsError
 from nets.train.export import export
 from nets.train.confusion import markdown_rows
 from nets.train.data import VOID, SegAugment, augment_pair
-from nets.train.geometry import (GROUND, NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss,
-                                 plane_residuals, surface_from_groups,
-                                 surface_from_labels)
+from nets.train.geometry import (GROUND, NO_ANCHOR, column_anchors, geometry_loss, ground_plane_log_loss,
+                                 ground_plane_loss, plane_residuals, surface_from_groups, surface_from_labels)
 from nets.train.idd import IDD_GROUPS, IDD_IGNORE, IddLiteSplit, group_members, group_of_class
 from nets.train.loop import train
 from nets.train.losses import group_loss
@@ -181,6 +180,23 @@ def test_ground_plane_residual_is_zero_for_any_plane_and_not_for_a_bent_road():
     assert loss.item() > 0.05 and depth.grad[0, 0, 20:].abs().sum() > 0 and depth.grad[0, 0, :20].abs().sum() == 0
 
 
+def test_ground_plane_log_loss_pulls_a_compressed_far_road_out_to_its_plane():
+    ground = torch.zeros(40, 30, dtype=torch.bool)
+    ground[16:] = True
+    surface = ground[None].long() * GROUND
+    for pitch, roll, scale in ((1.0, 0.0, 400.0), (0.7, 0.1, 120.0)):
+        plane = _tilted_plane_depth(40, 30, pitch, roll, scale)
+        assert ground_plane_log_loss(plane[None, None].float(), surface, 80.0).item() < 1e-4
+    plane = _tilted_plane_depth(40, 30, 1.0, 0.0, 400.0)
+    squeezed = plane.clamp(max=float(plane[30, 0])).float()[None, None].requires_grad_()  # far road no farther than row 30
+    loss = ground_plane_log_loss(squeezed, surface, 80.0)
+    loss.backward()
+    assert loss.item() > 0.05
+    assert (squeezed.grad[0, 0, 16:23] < 0).all()  # descending the loss makes the far road deeper
+    assert squeezed.grad[0, 0, :16].abs().sum() == 0
+    assert ground_plane_log_loss(squeezed, torch.zeros_like(surface), 80.0).item() == 0.0
+
+
 def test_surface_maps_mark_ground_and_standing_things():
     assert surface_from_labels(np.array([[3, 4, 8, 0, VOID]], np.uint8))[0, :2].tolist() == [GROUND, GROUND]
     assert surface_from_labels(np.array([[0, VOID]], np.uint8)).tolist() == [[0, 0]]
@@ -222,7 +238,8 @@ def test_joint_roads_mixes_synthetic_depth_with_real_geometry(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
     write_tiny_idd(tmp_path / "idd-lite")
     options = {**recipe("joint-roads").options, "train_towns": [1], "frames_per_town": 2, "frame_step": 3,
-               "eval_towns": [2], "eval_frames_per_town": 1, "synth_share": 0.5, "plane_weight": 1.0}
+               "eval_towns": [2], "eval_frames_per_town": 1, "synth_share": 0.5, "plane_weight": 1.0,
+               "plane_log_weight": 1.0}
     chosen = recipe("joint-roads", camvid_root=str(camvid), size=(32, 24), eval_size=(32, 24), batch=2, steps=2,
                     warmup=0, model_kwargs=TINY_SEG, options=options, init="", eval_every=0)
     objective = make_objective(chosen, zoo.spec(chosen.model), torch.device("cpu"), tmp_path / "run" / "cache")

@@ -18,8 +18,9 @@ from torch import Tensor, nn
 from nets.train.clip import read_clip, read_clip_frames, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
-from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_loss, surface_from_groups,
-                                 surface_from_labels)
+from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_log_loss, ground_plane_loss,
+                                 surface_from_groups, surface_from_labels)
+from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
 from nets.train.losses import berhu_loss, distillation_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
@@ -185,6 +186,12 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         super().__init__(recipe, model_spec, device, cache_dir)
         self.check_towns()
 
+    @cached_property
+    def lane_clip(self) -> dict[int, np.ndarray]:
+        """The dash-cam frames the lane-geometry depth check scores; none without the shared data."""
+        path = road_clip_path(self.recipe.camvid_root)
+        return read_clip_frames(path, LANE_FRAMES) if path.is_file() else {}
+
     def synthetic_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         frame = self.train_frames.frame(int(rng.integers(len(self.train_frames))))
         image, labels, depth = frame["rgb"], frame["labels"], frame["depth"]
@@ -221,6 +228,10 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         plane_weight = float(self.options.get("plane_weight", 0.0))
         if plane_weight:
             loss = loss + plane_weight * ground_plane_loss(depth, batch["surface"])
+        plane_log_weight = float(self.options.get("plane_log_weight", 0.0))
+        if plane_log_weight:
+            loss = loss + plane_log_weight * ground_plane_log_loss(depth, batch["surface"],
+                                                                   float(self.options["max_depth"]))
         return loss
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -231,6 +242,8 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         results.update(object_depth_checks(model, self.val_split, size, self.normalise, self.device))
         if self.clip_frames:
             results.update(road_depth_profile(model, self.clip_frames, size, self.normalise, self.device))
+        if self.lane_clip:
+            results.update(clip_lane_depth(model, self.lane_clip, size[1], self.normalise, self.device))
         results["joint_score"] = float(np.mean([results["miou"], results["idd_group_miou"], results["synth_delta1"],
                                                 results.get("car_contact_within_25", 0.0)]))
         return results

@@ -1,0 +1,156 @@
+"""Metric depth truth for the real dash-cam clip from its lane markings, and a check of predicted
+depth against it.
+
+The clip (960x540) is a level camera on a straight, flat highway. Over a flat road seen by a
+pinhole camera with no roll, depth depends on the image row alone: ``Z(v) = K * P / (v - v0)``,
+with ``v0`` the horizon row and ``P`` the period of the dashed lane line (dash plus gap). Both
+come from the clip itself (``measure_lane_geometry``): ``v0`` is where the dashed line left of
+the car meets the solid edge line on the right (the median over the frames where both are
+found), ``K`` the median over pairs of consecutive dashes of ``1 / (1/(v_far - v0) - 1/(v_near -
+v0))`` between their near ends (their far ends agree within 3 %). US lane dashes repeat every
+40 ft (``P`` = 12.19 m), which sets the metric scale; the checks that matter are scale-free
+(every frame's prediction is first scaled by its median ratio on the road, as the LiDAR protocol
+does), so they do not depend on ``P``.
+
+Cars ahead (``roads.CLIP_CARS``) stand on the same road, so each is as far as the road at the
+bottom row of its box. The shipped joint model reads the near road well (5.7 m where the lanes
+say 5.3 m, 12.5 against 12.7 m) but compresses the far road (19 m against 33 m at row 340), and
+the cars, 25-65 m away, with it: a third of their distance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from nets.train.evaluate import Normaliser, predict_at
+from nets.train.roads import CLIP_CARS, infer_size
+
+__all__ = ["CLIP_HORIZON_ROW", "CLIP_LANE_K", "CLIP_DASH_PERIOD_M", "CLIP_ROAD_ROWS", "CLIP_LANE_LINES",
+           "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth"]
+
+CLIP_HORIZON_ROW = 303.7
+CLIP_LANE_K = 98.4
+CLIP_DASH_PERIOD_M = 12.19
+CLIP_ROAD_ROWS = (335, 535)  # rows of the road region the check scores (20-5 m by the lanes)
+CLIP_LANE_LINES = ((-1.350, 887.9), (1.612, -9.8))  # x = a*y + b of the car's lane lines in frame 0
+LANE_FRAMES = tuple(sorted(set(CLIP_CARS) | set(range(0, 221, 10))))  # every 10th frame and the car frames
+_MARGIN = 12  # pixels kept off each lane line
+
+
+def lane_depth(rows: np.ndarray | float) -> np.ndarray:
+    """Metres to the flat road at image row(s) ``rows`` of the 960x540 clip (below the horizon)."""
+    return CLIP_DASH_PERIOD_M * CLIP_LANE_K / (np.asarray(rows, dtype=np.float64) - CLIP_HORIZON_ROW)
+
+
+def _white_parts(frame_bgr: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hsv = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2HSV)
+    white = ((hsv[..., 2] > 190) & (hsv[..., 1] < 50)).astype(np.uint8)
+    white[:top] = 0
+    _, parts, stats, centres = cv2.connectedComponentsWithStats(white, connectivity=8)
+    return parts, stats, centres
+
+
+def _line(mask: np.ndarray) -> np.ndarray:
+    rows, columns = np.nonzero(mask)
+    return np.polyfit(rows, columns, 1)  # x = a*y + b
+
+
+def measure_lane_geometry(frames_bgr: Sequence[np.ndarray], left_line: tuple[float, float] = CLIP_LANE_LINES[0],
+                          top: int = 320) -> tuple[float, float]:
+    """(horizon row, K) of a flat straight road from its lane markings: white parts below ``top``
+    within a few pixels of ``left_line`` are dashes, the largest white part right of the image
+    centre is the solid edge line. Needs at least two frames with two whole dashes."""
+    horizons, dashes = [], []
+    for frame in frames_bgr:
+        parts, stats, centres = _white_parts(frame, top)
+        height, width = frame.shape[:2]
+        mine = []
+        for part in range(1, len(stats)):
+            x, y, w, h, area = stats[part]
+            cx, cy = centres[part]
+            near_line = abs(cx - (left_line[0] * cy + left_line[1])) <= 6 + 0.04 * max(0.0, cy - top)
+            if area >= 12 and near_line and y + h < height:
+                mine.append((y, y + h - 1, part))
+        edge = [p for p in range(1, len(stats)) if stats[p][4] > 800 and centres[p][0] > width / 2]
+        if edge and len(mine) >= 2:
+            right = _line(np.isin(parts, edge))
+            left = _line(np.isin(parts, [p for _, _, p in mine]))
+            horizons.append((right[1] - left[1]) / (left[0] - right[0]))
+        dashes.append(sorted(mine, key=lambda dash: -dash[1]))
+    if not horizons:
+        raise ValueError("no frame shows both the dashed and the solid lane line")
+    horizon = float(np.median(horizons))
+    ks = []
+    for frame_dashes in dashes:
+        whole = [d for d in frame_dashes if d[0] - horizon > 8]
+        for near, far in zip(whole, whole[1:]):
+            ks.append(1.0 / (1.0 / (far[1] - horizon) - 1.0 / (near[1] - horizon)))
+    if len(ks) < 2:
+        raise ValueError("too few pairs of consecutive dashes")
+    return horizon, float(np.median(ks))
+
+
+def _road_mask(height: int, width: int) -> np.ndarray:
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
+    rows_960, columns_960 = rows * 540.0 / height, columns * 960.0 / width
+    (la, lb), (ra, rb) = CLIP_LANE_LINES
+    return ((rows_960 >= CLIP_ROAD_ROWS[0]) & (rows_960 <= CLIP_ROAD_ROWS[1])
+            & (columns_960 > la * rows_960 + lb + _MARGIN) & (columns_960 < ra * rows_960 + rb - _MARGIN))
+
+
+def _scores(depths: Mapping[int, np.ndarray], prefix: str) -> dict[str, float]:
+    height, width = next(iter(depths.values())).shape
+    road = _road_mask(height, width)
+    truth = lane_depth(np.nonzero(road)[0] * 540.0 / height)
+    far_rows = road & (np.arange(height)[:, None] * 540.0 / height < CLIP_ROAD_ROWS[0] + 15)
+    far_truth = lane_depth(np.nonzero(far_rows)[0] * 540.0 / height)
+    metric, scaled, far, cars = [], [], [], []
+    for index, depth in depths.items():
+        predicted = depth[road]
+        scale = float(np.median(truth) / max(1e-6, np.median(predicted)))
+        metric.append(float(np.mean(np.abs(predicted - truth) / truth)))
+        scaled.append(float(np.mean(np.abs(predicted * scale - truth) / truth)))
+        far.append(float(np.median(depth[far_rows] * scale / far_truth)))
+        for x0, y0, x1, y1 in CLIP_CARS.get(index, ()):
+            dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
+            centre = depth[round((y0 + dy) * height / 540):round((y1 - dy) * height / 540),
+                           round((x0 + dx) * width / 960):round((x1 - dx) * width / 960)]
+            cars.append(float(np.median(centre)) * scale / float(lane_depth(y1)))
+    ratios = np.array(cars)
+    results = {f"{prefix}road_abs_rel": float(np.mean(scaled)), f"{prefix}road_metric_abs_rel": float(np.mean(metric)),
+               f"{prefix}far_road_ratio": float(np.median(far))}
+    if ratios.size:
+        results.update({f"{prefix}car_ratio": float(np.median(ratios)),
+                        f"{prefix}car_abs_rel": float(np.mean(np.abs(ratios - 1.0))),
+                        f"{prefix}cars_within_25": float(np.mean(np.abs(np.log(ratios)) <= np.log(1.25)))})
+    return results
+
+
+@torch.inference_mode()
+def clip_lane_depth(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
+                    device: torch.device) -> dict[str, float]:
+    """Predicted depth of the clip's ``frames`` (index -> RGB 960x540 frame, run at the product's
+    ``--infer-size auto`` size) against the lane geometry, each frame scaled by its median ratio
+    on the road region: the road's AbsRel (``clip_lane_road_abs_rel``; ``..._metric_abs_rel``
+    unscaled, in metres as the 40 ft dash period sets them), the median scaled/true ratio on its
+    farthest 15 rows (``clip_lane_far_road_ratio``, 1 is right, below 1 compressed) and, for the
+    marked cars, the median ratio of their depth to the road's at the bottom of their box, the
+    mean |ratio - 1| and the share within 25 %. ``clip_lane_prior_*`` score the row prior (each
+    row's median prediction over the frames) the same way."""
+    model.eval()
+    depths = {}
+    for index, frame in frames.items():
+        size = infer_size(frame.shape[1], frame.shape[0], trained_rows)
+        depth = predict_at(model, frame, size, normalise, device)[1]
+        depths[index] = depth[0, 0].abs().cpu().numpy()
+    if not depths:
+        return {}
+    rows = np.median(np.stack(list(depths.values())), axis=(0, 2))
+    prior = np.repeat(rows[:, None], next(iter(depths.values())).shape[1], axis=1)
+    results = _scores(depths, "clip_lane_")
+    results.update(_scores({index: prior for index in depths}, "clip_lane_prior_"))
+    return results
