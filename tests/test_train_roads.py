@@ -195,6 +195,9 @@ def test_ground_plane_log_loss_pulls_a_compressed_far_road_out_to_its_plane():
     assert (squeezed.grad[0, 0, 16:23] < 0).all()  # descending the loss makes the far road deeper
     assert squeezed.grad[0, 0, :16].abs().sum() == 0
     assert ground_plane_log_loss(squeezed, torch.zeros_like(surface), 80.0).item() == 0.0
+    log_depth = squeezed.detach().log()
+    flatter = (0.3 * log_depth + 0.7 * log_depth[:, :, 16:].mean()).exp()  # the same road, its ramp cut to 30 %
+    assert ground_plane_log_loss(flatter, surface, 80.0).item() > 0.6 * loss.item()  # flattening buys little
 
 
 def test_surface_maps_mark_ground_and_standing_things():

@@ -21,7 +21,9 @@ can stay compressed at little cost: on the dash-cam clip the shipped model's roa
 where the lane dashes put it at 33 m. ``ground_plane_log_loss`` asks for the plane in log-depth
 instead: each ground pixel's log-depth against that of the (fixed) plane fitted to the frame's
 own ground, so a far pixel 40 % off costs what a near one 40 % off does, and the far road is
-pulled out to where the near road's plane says it is.
+pulled out to where the near road's plane says it is. Like the first, it divides by how much
+log-depth varies over the ground: without that, 400 steps flattened the dash-cam road to
+15-19 m (a flat road is a plane too).
 
 This is what makes a car 10 m ahead read 10 m (the depth of the road at its wheels) rather than
 the smooth near-to-far ramp a model learns from the synthetic world alone. The labels have no
@@ -153,15 +155,29 @@ def ground_plane_loss(depth: Tensor, surface: Tensor, min_pixels: int = 64) -> T
     return residuals.mean() if residuals.numel() else depth.sum() * 0.0
 
 
-def ground_plane_log_loss(depth: Tensor, surface: Tensor, max_depth: float, min_pixels: int = 64) -> Tensor:
-    """Mean |log depth - log plane depth| over the ground pixels of N x 1 x H x W ``depth``, the
-    plane being the affine fit of 1/depth over each image's ground (held fixed: the loss moves the
-    depth towards the plane, not the plane towards the depth); pixels where the plane lies beyond
-    ``max_depth`` (near the horizon) and images with too little ground are left out; 0 if none."""
+def ground_plane_log_loss(depth: Tensor, surface: Tensor, max_depth: float, min_pixels: int = 64,
+                          min_spread: float = 0.05) -> Tensor:
+    """Per image, the mean |log depth - log plane depth| over the ground pixels of N x 1 x H x W
+    ``depth``, divided by the mean absolute deviation of log depth there (at least
+    ``min_spread``), averaged over the images with enough ground (0 if none). The plane is the
+    affine fit of 1/depth over the image's ground, held fixed, so the loss moves the depth
+    towards the plane and not the plane towards the depth; the division keeps a flat road, which
+    is a plane too, from being the cheap way out. Pixels where the plane lies beyond
+    ``max_depth`` (near the horizon) are left out."""
     inverse = 1.0 / depth[:, 0].abs().clamp(min=0.3)
     ground = surface.long() == GROUND
     fitted, enough = _plane_fit(inverse.detach(), ground, min_pixels)
-    valid = ground & enough[:, None, None] & (fitted > 1.0 / max_depth)
-    if not valid.any():
+    valid = ground & (fitted > 1.0 / max_depth)
+    enough &= valid.flatten(1).sum(dim=1) >= min_pixels
+    if not enough.any():
         return depth.sum() * 0.0
-    return (inverse.log() - fitted.clamp(min=1.0 / max_depth).log()).abs()[valid].mean()
+    log_depth, mask = -inverse.log()[enough], valid[enough].to(inverse.dtype)
+    counts = mask.flatten(1).sum(dim=1)
+
+    def mean_over_ground(values: Tensor) -> Tensor:
+        return (values * mask).flatten(1).sum(dim=1) / counts
+
+    residual = mean_over_ground((log_depth + fitted[enough].clamp(min=1.0 / max_depth).log()).abs())
+    centre = mean_over_ground(log_depth)[:, None, None]
+    spread = mean_over_ground((log_depth - centre).abs()).clamp(min=min_spread)
+    return (residual / spread).mean()
