@@ -34,6 +34,8 @@ def headline(spec: ModelSpec) -> str:
             text += f"; depth AbsRel {metrics['synth_abs_rel']:.3f} on synthetic towns"
         if "car_contact_within_25" in metrics:
             text += f"; {100 * metrics['car_contact_within_25']:.0f}% of CamVid val cars as far as the road below"
+        if "clip_lane_car_ratio" in metrics:
+            text += f"; dash-cam cars at {metrics['clip_lane_car_ratio']:.2f}x the distance its lane marks give"
         return text
     if spec.task == "track":
         return f"success AUC {metrics['auc']:.3f} (OpenCV MIL {metrics['mil_auc']:.3f})"

@@ -50,6 +50,7 @@ def test_headline_of_a_road_model_names_its_real_road_checks():
     assert headline(seg) == ("64.0 mIoU CamVid val; IDD-lite held-out 61.0 group mIoU, sky IoU 90; "
                              "dash-cam sky 97% Sky, 94% of its cars Car")
     joint = dataclasses.replace(zoo.spec("joint-mbv2-camvid"), metrics={
-        "miou": 0.5, "synth_abs_rel": 0.1, "car_contact_within_25": 0.7})
-    assert headline(joint).endswith("70% of CamVid val cars as far as the road below")
+        "miou": 0.5, "synth_abs_rel": 0.1, "car_contact_within_25": 0.7, "clip_lane_car_ratio": 0.31})
+    assert headline(joint).endswith("70% of CamVid val cars as far as the road below; "
+                                    "dash-cam cars at 0.31x the distance its lane marks give")
     assert model_table()[-1] == "Weights trained on IDD-lite (India Driving Dataset) carry its terms: research use only."
