@@ -14,8 +14,8 @@ does), so they do not depend on ``P``.
 
 Cars ahead (``roads.CLIP_CARS``) stand on the same road, so each is as far as the road at the
 bottom row of its box. The shipped joint model reads the near road well (5.7 m where the lanes
-say 5.3 m, 12.5 against 12.7 m) but compresses the far road (19 m against 33 m at row 340), and
-the cars, 25-65 m away, with it: a third of their distance."""
+say 5.2 m at the bottom row, 12.5 against 12.5 m at row 400) but compresses the far road (19 m
+against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their distance."""
 
 from __future__ import annotations
 

@@ -15,13 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nets import zoo
+from nets.errors import NetsError
 from nets.train.clip import read_clip, read_clip_frames, road_clip_path
 from nets.train.data import VOID, augment_pair
 from nets.train.evaluate import evaluate_joint, road_depth_profile
 from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_log_loss, ground_plane_loss,
                                  surface_from_groups, surface_from_labels)
-from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
+from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth
 from nets.train.losses import berhu_loss, distillation_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
@@ -29,8 +31,6 @@ from nets.train.photometric import Photometric, photometric
 from nets.train.recipes import Recipe, shipped_entry
 from nets.train.roads import CLIP_CARS, clip_car_share, clip_sky_share, evaluate_idd_groups
 from nets.world import SKY_DEPTH
-from nets import zoo
-from nets.errors import NetsError
 from nets.zoo import ModelSpec
 
 __all__ = ["RoadSegmentationObjective", "JointRoadObjective", "DISTILL_ON", "TEACHER_RECORD"]
@@ -132,8 +132,8 @@ class RoadSegmentationObjective(SegmentationObjective):
     def distillation(self, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """``distill_weight`` x the teacher's scores taught on the chosen samples; 0 unless set."""
         weight = float(self.options.get("distill_weight", 0.0))
-        chosen = self.distilled_samples(batch) if weight else None
-        if chosen is None or not chosen.any():
+        chosen = self.distilled_samples(batch)
+        if not weight or not chosen.any():
             return logits.sum() * 0.0
         with torch.no_grad():
             teacher_logits = self.teacher(self.normalise(batch["image"][chosen]))
@@ -191,6 +191,11 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         """The dash-cam frames the lane-geometry depth check scores; none without the shared data."""
         path = road_clip_path(self.recipe.camvid_root)
         return read_clip_frames(path, LANE_FRAMES) if path.is_file() else {}
+
+    @cached_property
+    def car_clip(self) -> dict[int, np.ndarray]:
+        """The frames with marked cars, taken from ``lane_clip`` (which holds them all)."""
+        return {index: frame for index, frame in self.lane_clip.items() if index in CLIP_CARS}
 
     def synthetic_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         frame = self.train_frames.frame(int(rng.integers(len(self.train_frames))))
