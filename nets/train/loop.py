@@ -27,7 +27,7 @@ from nets.errors import NetsError, first_line
 from nets.rednet import RedNet, deepened
 from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
-from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe, shipped_entry
+from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe
 
 __all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "best_step", "record_command", "RESUMABLE_CHANGES"]
 
@@ -159,9 +159,8 @@ class _Run:
             name = init[len(ZOO_INIT):]
             if name != self.recipe.model:
                 raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
-            shipped, _ = zoo.load(name)
-            entry = shipped_entry(name)
-            self.model.load_state_dict(objective.undeployed(shipped.to(self.device), entry).state_dict())
+            trained, entry = objective.shipped_trained(name)
+            self.model.load_state_dict(trained.state_dict())
             (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
             return
         parent_dir = Path(init)

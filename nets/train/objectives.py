@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nets import zoo
 from nets.errors import NetsError
 from nets.train.clip import read_clip, road_clip_path
 from nets.train.data import VOID, CamVidSplit, SegAugment, StepBatches, augment_pair, class_weights, jitter_colour
@@ -25,7 +26,7 @@ from nets.train.evaluate import (Normaliser, evaluate_joint, evaluate_restoratio
                                  evaluate_tracking, road_depth_profile)
 from nets.train.losses import balanced_logistic_loss, berhu_loss, segmentation_loss
 from nets.train.photos import bundled_photos, sharp_grey_images
-from nets.train.recipes import Recipe
+from nets.train.recipes import Recipe, shipped_entry
 from nets.train.sequences import track_sequences
 from nets.world import SKY_DEPTH
 from nets.world.frames import SyntheticFrames
@@ -76,6 +77,13 @@ class Objective(ABC):
         """The inverse of ``deployed`` for shipped weights (``entry``: their manifest entry):
         back as training left them."""
         return model
+
+    def shipped_trained(self, name: str) -> tuple[nn.Module, dict[str, Any]]:
+        """The shipped weights of zoo model ``name`` with this objective's deployment undone (as
+        training left them, on this objective's device), and their manifest entry."""
+        shipped, _ = zoo.load(name)
+        entry = shipped_entry(name)
+        return self.undeployed(shipped.to(self.device), entry), entry
 
     def evaluate_trained(self, model: nn.Module) -> dict[str, float]:
         """Held-out metrics of a model straight from training, deployed first as export ships it."""

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nets import zoo
 from nets.errors import NetsError
 from nets.train.clip import read_clip, read_clip_frames, road_clip_path
 from nets.train.data import VOID, augment_pair
@@ -28,7 +27,7 @@ from nets.train.losses import berhu_loss, distillation_loss, group_loss, segment
 from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
 from nets.train.photometric import Photometric, photometric
-from nets.train.recipes import Recipe, shipped_entry
+from nets.train.recipes import Recipe
 from nets.train.roads import CLIP_CARS, clip_car_share, clip_sky_share, evaluate_idd_groups
 from nets.world import SKY_DEPTH
 from nets.zoo import ModelSpec
@@ -112,13 +111,11 @@ class RoadSegmentationObjective(SegmentationObjective):
         scores carry the same class weights as the student's training scores. Its manifest entry
         is kept in the run folder (``teacher.json``): the teacher is what ``nets/weights`` held
         when the run began."""
-        name = str(self.options["teacher"])
-        shipped, _ = zoo.load(name)
-        entry = shipped_entry(name)
+        teacher, entry = self.shipped_trained(str(self.options["teacher"]))
         record = self.cache_dir.parent / TEACHER_RECORD
         if not record.exists():
             record.write_text(json.dumps(entry, indent=2) + "\n")
-        return self.undeployed(shipped, entry).to(self.device).eval()
+        return teacher.eval()
 
     def distilled_samples(self, batch: dict[str, Tensor]) -> Tensor:
         """One boolean per batch item: the real frames, or with ``distill_on`` "camvid" only the
