@@ -129,6 +129,11 @@ def _plane_fit(inverse: Tensor, ground: Tensor, min_pixels: int) -> tuple[Tensor
     return fitted, enough
 
 
+def _mean_per_image(values: Tensor, mask: Tensor) -> Tensor:
+    """The mean of N x H x W ``values`` over each image's ``mask`` (float 0/1), N values."""
+    return (values * mask).flatten(1).sum(dim=1) / mask.flatten(1).sum(dim=1).clamp(min=1.0)
+
+
 def plane_residuals(depth: Tensor, ground: Tensor, min_pixels: int = 64) -> Tensor:
     """Per image with at least ``min_pixels`` ground pixels on 4 rows or more, the mean absolute
     residual of an affine fit of 1/depth over its ground (N x H x W masks; depth N x H x W,
@@ -137,14 +142,9 @@ def plane_residuals(depth: Tensor, ground: Tensor, min_pixels: int = 64) -> Tens
     inverse = 1.0 / depth.abs().clamp(min=0.3)
     fitted, enough = _plane_fit(inverse, ground, min_pixels)
     mask = ground.to(inverse.dtype)
-    counts = mask.flatten(1).sum(dim=1).clamp(min=1.0)
-
-    def mean_over_ground(values: Tensor) -> Tensor:
-        return (values * mask).flatten(1).sum(dim=1) / counts
-
-    residual = mean_over_ground((inverse - fitted).abs())
-    centre = mean_over_ground(inverse)[:, None, None]
-    spread = mean_over_ground((inverse - centre).abs())
+    residual = _mean_per_image((inverse - fitted).abs(), mask)
+    centre = _mean_per_image(inverse, mask)[:, None, None]
+    spread = _mean_per_image((inverse - centre).abs(), mask)
     return (residual / spread.clamp(min=1e-9))[enough]
 
 
@@ -172,12 +172,7 @@ def ground_plane_log_loss(depth: Tensor, surface: Tensor, max_depth: float, min_
     if not enough.any():
         return depth.sum() * 0.0
     log_depth, mask = -inverse.log()[enough], valid[enough].to(inverse.dtype)
-    counts = mask.flatten(1).sum(dim=1)
-
-    def mean_over_ground(values: Tensor) -> Tensor:
-        return (values * mask).flatten(1).sum(dim=1) / counts
-
-    residual = mean_over_ground((log_depth + fitted[enough].clamp(min=1.0 / max_depth).log()).abs())
-    centre = mean_over_ground(log_depth)[:, None, None]
-    spread = mean_over_ground((log_depth - centre).abs()).clamp(min=min_spread)
+    residual = _mean_per_image((log_depth + fitted[enough].clamp(min=1.0 / max_depth).log()).abs(), mask)
+    centre = _mean_per_image(log_depth, mask)[:, None, None]
+    spread = _mean_per_image((log_depth - centre).abs(), mask).clamp(min=min_spread)
     return (residual / spread).mean()

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from nets.train.evaluate import Normaliser, predict_at
-from nets.train.roads import CLIP_CARS, infer_size
+from nets.train.roads import CLIP_CARS, car_centre, infer_size
 
 __all__ = ["CLIP_HORIZON_ROW", "CLIP_LANE_K", "CLIP_DASH_PERIOD_M", "CLIP_ROAD_ROWS", "CLIP_LANE_LINES",
            "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth"]
@@ -115,11 +115,9 @@ def _scores(depths: Mapping[int, np.ndarray], prefix: str) -> dict[str, float]:
         metric.append(float(np.mean(np.abs(predicted - truth) / truth)))
         scaled.append(float(np.mean(np.abs(predicted * scale - truth) / truth)))
         far.append(float(np.median(depth[far_rows] * scale / far_truth)))
-        for x0, y0, x1, y1 in CLIP_CARS.get(index, ()):
-            dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
-            centre = depth[round((y0 + dy) * height / 540):round((y1 - dy) * height / 540),
-                           round((x0 + dx) * width / 960):round((x1 - dx) * width / 960)]
-            cars.append(float(np.median(centre)) * scale / float(lane_depth(y1)))
+        for box in CLIP_CARS.get(index, ()):
+            centre = depth[car_centre(box, width, height)]
+            cars.append(float(np.median(centre)) * scale / float(lane_depth(box[3])))
     ratios = np.array(cars)
     results = {f"{prefix}road_abs_rel": float(np.mean(scaled)), f"{prefix}road_metric_abs_rel": float(np.mean(metric)),
                f"{prefix}far_road_ratio": float(np.median(far))}

@@ -15,7 +15,7 @@ from nets.train.idd import GROUP_SKY, IDD_GROUPS, IddLiteSplit, group_of_class
 from nets.train.metrics import ConfusionMatrix
 from nets.zoo import CAMVID_CLASSES
 
-__all__ = ["CLIP_SKY_REGION", "CLIP_CARS", "infer_size", "evaluate_idd_groups", "clip_sky_share", "clip_car_share"]
+__all__ = ["CLIP_SKY_REGION", "CLIP_CARS", "infer_size", "evaluate_idd_groups", "clip_sky_share", "clip_car_share", "car_centre"]
 
 CLIP_SKY_REGION = (150, 10, 480, 150)
 """(x, y, w, h) in the 960x540 dash-cam clip: open blue sky in all 221 frames (left of the
@@ -94,12 +94,21 @@ def clip_sky_share(model: nn.Module, frames: Sequence[np.ndarray], trained_rows:
             "clip_frame_sky": float(np.mean(frame_sky)), "clip_sky_checked": float(len(frames))}
 
 
+def car_centre(box: tuple[int, int, int, int], width: int, height: int) -> tuple[slice, slice]:
+    """Rows and columns of the centre half of a ``CLIP_CARS`` box (a quarter trimmed off each
+    side, so a hand-marked edge cannot decide a check) in a width x height map of the clip."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
+    scale_x, scale_y = width / 960.0, height / 540.0
+    return (slice(round((y0 + dy) * scale_y), round((y1 - dy) * scale_y)),
+            slice(round((x0 + dx) * scale_x), round((x1 - dx) * scale_x)))
+
+
 @torch.inference_mode()
 def clip_car_share(model: nn.Module, frames: dict[int, np.ndarray], trained_rows: int, normalise: Normaliser,
                    device: torch.device) -> dict[str, float]:
-    """For each car of ``CLIP_CARS`` in ``frames`` (index -> RGB frame), the share of the central
-    half of its box (a quarter trimmed off each side, so a hand-marked edge cannot decide it)
-    labelled Car: the mean and the worst over the cars, and the share of cars with most of that
+    """For each car of ``CLIP_CARS`` in ``frames`` (index -> RGB frame), the share of the
+    ``car_centre`` of its box labelled Car: the mean and the worst over the cars, and the share of cars with most of that
     centre labelled Car (``clip_cars_found``)."""
     model.eval()
     shares = []
@@ -107,14 +116,10 @@ def clip_car_share(model: nn.Module, frames: dict[int, np.ndarray], trained_rows
         if index not in frames:
             continue
         image = frames[index]
-        scale_x, scale_y = image.shape[1] / 960.0, image.shape[0] / 540.0
         size = infer_size(image.shape[1], image.shape[0], trained_rows)
         labels = predict_at(model, image, size, normalise, device)[0].argmax(1)[0].cpu().numpy()
-        for x0, y0, x1, y1 in boxes:
-            dx, dy = (x1 - x0) / 4, (y1 - y0) / 4
-            centre = labels[round((y0 + dy) * scale_y):round((y1 - dy) * scale_y),
-                            round((x0 + dx) * scale_x):round((x1 - dx) * scale_x)]
-            shares.append(float((centre == CAR).mean()))
+        for box in boxes:
+            shares.append(float((labels[car_centre(box, labels.shape[1], labels.shape[0])] == CAR).mean()))
     if not shares:
         return {}
     return {"clip_car_share": float(np.mean(shares)), "clip_car_worst": float(np.min(shares)),
