@@ -129,8 +129,10 @@ class RoadSegmentationObjective(SegmentationObjective):
     def distillation(self, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
         """``distill_weight`` x the teacher's scores taught on the chosen samples; 0 unless set."""
         weight = float(self.options.get("distill_weight", 0.0))
+        if not weight:
+            return logits.sum() * 0.0
         chosen = self.distilled_samples(batch)
-        if not weight or not chosen.any():
+        if not chosen.any():
             return logits.sum() * 0.0
         with torch.no_grad():
             teacher_logits = self.teacher(self.normalise(batch["image"][chosen]))
