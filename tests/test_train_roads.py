@@ -155,6 +155,23 @@ def test_geometry_loss_is_zero_for_a_scene_that_obeys_it_and_not_for_a_ramp():
     assert _geometry(np.full((30, 20), 10.0, np.float32), labels) > 0.003  # a flat road is wrong too
 
 
+def test_contact_held_to_the_ground_moves_only_the_thing_standing_on_it():
+    labels = np.zeros((30, 20), np.uint8)
+    labels[12:] = 3
+    labels[14:22, 5:12] = 8
+    surface = surface_from_labels(labels)
+    anchors = torch.from_numpy(column_anchors(surface))[None]
+    gradients = {}
+    for moves in (True, False):
+        depth = torch.from_numpy(_ground_plane_depth(30, 20, horizon=10.0, scale=40.0))[None, None].requires_grad_()
+        depth.data[0, 0, 14:22, 5:12] = 2.0  # the car reads far too near
+        geometry_loss(depth, torch.from_numpy(surface)[None], anchors, margin=0.0, contact_moves_ground=moves).backward()
+        gradients[moves] = depth.grad[0, 0]
+    wheels = (slice(22, 23), slice(5, 12))  # the road pixels the car's columns are anchored to
+    assert gradients[True][wheels].abs().sum() > gradients[False][wheels].abs().sum()
+    assert torch.equal(gradients[True][14:22, 5:12], gradients[False][14:22, 5:12])
+
+
 def _tilted_plane_depth(height: int, width: int, pitch: float, roll: float, scale: float) -> torch.Tensor:
     """Depth along the optical axis of a plane seen with some pitch and roll: 1/depth affine in x, y."""
     ys = torch.arange(height, dtype=torch.float64)[:, None].expand(height, width)

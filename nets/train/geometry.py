@@ -94,10 +94,13 @@ def _mean(values: Tensor, mask: Tensor) -> Tensor:
     return values[mask].mean() if mask.any() else values.sum() * 0.0
 
 
-def geometry_loss(depth: Tensor, surface: Tensor, anchors: Tensor, margin: float) -> Tensor:
+def geometry_loss(depth: Tensor, surface: Tensor, anchors: Tensor, margin: float,
+                  contact_moves_ground: bool = True) -> Tensor:
     """The sum of the three terms above (each an L1 mean over its pixels or pixel pairs) for
     N x 1 x H x W predicted depth (metres, any sign while training), N x H x W surface maps and
-    their ``column_anchors``."""
+    their ``column_anchors``. With ``contact_moves_ground`` off the anchor's depth is held fixed
+    in the third term, so a thing is drawn to the ground it stands on and never the ground to
+    the thing (a car read too near then cannot pull the road near with it)."""
     log_depth = depth[:, 0].abs().clamp(min=0.3).log()
     surface, anchors = surface.long(), anchors.long()
     ground = surface == GROUND
@@ -107,6 +110,8 @@ def geometry_loss(depth: Tensor, surface: Tensor, anchors: Tensor, margin: float
     ground_order = _mean((margin - rise).clamp(min=0), ground[:, :-1] & ground[:, 1:])
     anchored = anchors >= 0
     anchor_depth = log_depth.gather(1, anchors.clamp(min=0))
+    if not contact_moves_ground:
+        anchor_depth = anchor_depth.detach()
     columns = _mean((log_depth - anchor_depth).abs(), anchored)
     return ground_rows + ground_order + columns
 

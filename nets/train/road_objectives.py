@@ -227,7 +227,8 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
         if valid.any():
             loss = loss + float(self.options["depth_weight"]) * berhu_loss(depth, truth, valid)
         loss = loss + float(self.options["geometry_weight"]) * geometry_loss(
-            depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]))
+            depth, batch["surface"], batch["anchors"], float(self.options["ground_margin"]),
+            bool(self.options.get("contact_moves_ground", True)))
         loss = loss + self.distillation(logits, batch)
         plane_weight = float(self.options.get("plane_weight", 0.0))
         if plane_weight:
