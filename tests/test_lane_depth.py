@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nets.train.lane_depth import (CLIP_HORIZON_ROW, CLIP_LANE_K, CLIP_LANE_LINES, LANE_FRAMES, clip_lane_depth,
-                                   lane_depth, measure_lane_geometry)
+                                   clip_lane_horizon, lane_depth, measure_lane_geometry)
 from nets.train.roads import CLIP_CARS
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "solidWhiteRight.mp4"
@@ -101,6 +101,34 @@ def test_depth_that_follows_the_lanes_scores_right_and_a_compressed_one_does_not
     no_cars = _score(_DepthPainter(cars=False))
     assert no_cars["clip_lane_car_ratio"] > 1.1  # a car painted as the road behind it reads too far
     assert {"clip_lane_prior_car_ratio", "clip_lane_prior_road_abs_rel"} <= set(right)
+
+
+class _HorizonPainter(torch.nn.Module):
+    """A joint model whose depth is a flat road's below its horizon: read from the row the frame
+    marks (as a model that sees the scene would), or always at half its input's height."""
+
+    def __init__(self, reads_scene: bool) -> None:
+        super().__init__()
+        self.reads_scene = reads_scene
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        marked = torch.nonzero(x[0, 1].amax(dim=1) > 128)[:, 0].double()
+        horizon = float(marked.mean()) if self.reads_scene else height / 2
+        rows = torch.arange(height, dtype=torch.float64)
+        depth = (100.0 / (rows - horizon).clamp(min=0.5)).float()[:, None].expand(height, width)
+        return torch.zeros(x.shape[0], 11, height, width), depth[None, None].expand(x.shape[0], 1, height, width)
+
+
+def test_the_horizon_check_tells_a_model_that_reads_the_road_from_one_that_recalls_a_row():
+    frame = np.zeros((540, 960, 3), np.uint8)
+    frame[round(CLIP_HORIZON_ROW), :, 1] = 255  # the horizon, for the painter that reads it
+    frames = {0: frame, 10: frame}
+    identity = lambda batch: batch * 255.0  # noqa: E731
+    reader = clip_lane_horizon(_HorizonPainter(reads_scene=True), frames, 540, identity, torch.device("cpu"))
+    recaller = clip_lane_horizon(_HorizonPainter(reads_scene=False), frames, 540, identity, torch.device("cpu"))
+    assert reader["clip_lane_horizon_error"] < 0.005
+    assert recaller["clip_lane_horizon_error"] > 0.03 and recaller["clip_lane_horizon_bias"] < -0.01
 
 
 @pytest.mark.shared

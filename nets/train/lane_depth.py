@@ -15,7 +15,13 @@ does), so they do not depend on ``P``.
 Cars ahead (``roads.CLIP_CARS``) stand on the same road, so each is as far as the road at the
 bottom row of its box. The shipped joint model reads the near road well (5.7 m where the lanes
 say 5.2 m at the bottom row, 12.5 against 12.5 m at row 400) but compresses the far road (19 m
-against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their distance."""
+against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their distance.
+
+Where a model puts the road's vanishing row says whether it reads the scene or recalls a row: a
+crop of the frame moves the true horizon (and nothing else the law depends on), so
+``clip_lane_horizon`` crops the frames at ``CLIP_LANE_CROPS`` and finds the row where the affine
+fit of the predicted 1/depth over the road region reaches zero. The shipped joint model puts it
+at 0.44-0.52 of the height of every crop while the truth goes from 0.48 to 0.66."""
 
 from __future__ import annotations
 
@@ -30,13 +36,15 @@ from nets.train.evaluate import Normaliser, predict_at
 from nets.train.roads import CLIP_CARS, car_centre, infer_size
 
 __all__ = ["CLIP_HORIZON_ROW", "CLIP_LANE_K", "CLIP_DASH_PERIOD_M", "CLIP_ROAD_ROWS", "CLIP_LANE_LINES",
-           "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth"]
+           "CLIP_LANE_CROPS", "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth",
+           "clip_lane_horizon"]
 
 CLIP_HORIZON_ROW = 303.7
 CLIP_LANE_K = 98.4
 CLIP_DASH_PERIOD_M = 12.19
 CLIP_ROAD_ROWS = (335, 535)  # rows of the road region the check scores (20-5 m by the lanes)
 CLIP_LANE_LINES = ((-1.350, 887.9), (1.612, -9.8))  # x = a*y + b of the car's lane lines in frame 0
+CLIP_LANE_CROPS = ((0, 540), (80, 540), (0, 460), (120, 500))  # (top, bottom) rows: true horizon at 0.48-0.66
 LANE_FRAMES = tuple(sorted(set(CLIP_CARS) | set(range(0, 221, 10))))  # every 10th frame and the car frames
 _MARGIN = 12  # pixels kept off each lane line
 
@@ -152,3 +160,39 @@ def clip_lane_depth(model: nn.Module, frames: Mapping[int, np.ndarray], trained_
     results = _scores(depths, "clip_lane_")
     results.update(_scores({index: prior for index in depths}, "clip_lane_prior_"))
     return results
+
+
+def _road_horizon(depth: np.ndarray, road: np.ndarray) -> float | None:
+    """The row where the least-squares line of 1/depth against the row, over ``road``, is zero;
+    None when 1/depth does not grow down the image."""
+    rows = np.nonzero(road)[0].astype(np.float64)
+    slope, intercept = np.polyfit(rows, 1.0 / np.maximum(depth[road], 1e-3), 1)
+    return float(-intercept / slope) if slope > 0 else None
+
+
+@torch.inference_mode()
+def clip_lane_horizon(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
+                      device: torch.device) -> dict[str, float]:
+    """The road's vanishing row in the predicted depth of each crop (``CLIP_LANE_CROPS``) of the
+    clip's ``frames`` against the true one, as shares of the crop's height: the median absolute
+    error (``clip_lane_horizon_error``) and the median signed one (``clip_lane_horizon_bias``,
+    negative when the model puts it too high, which compresses the far road), over every frame and
+    crop; a depth map with no road horizon counts as an error of 1."""
+    model.eval()
+    full_road = _road_mask(540, 960)
+    errors = []
+    for frame in frames.values():
+        for top, bottom in CLIP_LANE_CROPS:
+            crop = np.ascontiguousarray(frame[top:bottom])
+            size = infer_size(crop.shape[1], crop.shape[0], trained_rows)
+            depth = predict_at(model, crop, size, normalise, device)[1][0, 0].abs().cpu().numpy()
+            road = cv2.resize(full_road[top:bottom].astype(np.uint8), depth.shape[::-1],
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            horizon = _road_horizon(depth, road)
+            truth = (CLIP_HORIZON_ROW - top) / (bottom - top)
+            errors.append(1.0 if horizon is None else horizon / depth.shape[0] - truth)
+    if not errors:
+        return {}
+    errors = np.array(errors)
+    return {"clip_lane_horizon_error": float(np.median(np.abs(errors))),
+            "clip_lane_horizon_bias": float(np.median(errors))}

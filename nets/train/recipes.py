@@ -20,7 +20,8 @@ OBJECTIVES = ("segment", "segment-roads", "joint", "joint-roads", "restore", "tr
 ZOO_INIT = "zoo:"  # ``init`` prefix naming shipped weights (``zoo:MODEL``) instead of a run folder
 INIT_RECORD = "init.json"  # a run's copy of the manifest entry of the shipped weights it started from
 _DISTILL = ("distill_weight", "teacher", "distill_on")  # teaching a shipped model's scores, off unless set
-OPTIONAL_OPTIONS = {"restore": ("source_scale",), "segment-roads": _DISTILL, "joint-roads": ("plane_weight", "plane_log_weight", "contact_moves_ground", *_DISTILL)}  # options an objective reads only when present
+OPTIONAL_OPTIONS = {"restore": ("source_scale",), "segment-roads": _DISTILL,  # options an objective reads only when present
+                    "joint-roads": ("plane_weight", "plane_log_weight", "contact_moves_ground", "synth_crop", *_DISTILL)}
 OPTIMISERS = ("adamw", "sgd")
 SCHEDULES = ("poly", "cosine")
 

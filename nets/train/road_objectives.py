@@ -22,13 +22,14 @@ from nets.train.evaluate import evaluate_joint, road_depth_profile
 from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_log_loss, ground_plane_loss,
                                  surface_from_groups, surface_from_labels)
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
-from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth
+from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth, clip_lane_horizon
 from nets.train.losses import berhu_loss, distillation_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
 from nets.train.photometric import Photometric, photometric
 from nets.train.recipes import Recipe
 from nets.train.roads import CLIP_CARS, clip_car_share, clip_sky_share, evaluate_idd_groups
+from nets.train.synth_views import synthetic_view
 from nets.world import SKY_DEPTH
 from nets.zoo import ModelSpec
 
@@ -199,6 +200,9 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
     def synthetic_sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         frame = self.train_frames.frame(int(rng.integers(len(self.train_frames))))
         image, labels, depth = frame["rgb"], frame["labels"], frame["depth"]
+        min_share = float(self.options.get("synth_crop", 1.0))
+        if min_share < 1.0:
+            image, labels, depth = synthetic_view(image, labels, depth, min_share, rng)
         if rng.random() < 0.5:
             image, labels, depth = image[:, ::-1], labels[:, ::-1], depth[:, ::-1]
         image = np.ascontiguousarray(image)
@@ -249,6 +253,7 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
             results.update(road_depth_profile(model, self.clip_frames, size, self.normalise, self.device))
         if self.lane_clip:
             results.update(clip_lane_depth(model, self.lane_clip, size[1], self.normalise, self.device))
+            results.update(clip_lane_horizon(model, self.lane_clip, size[1], self.normalise, self.device))
         results["joint_score"] = float(np.mean([results["miou"], results["idd_group_miou"], results["synth_delta1"],
                                                 results.get("car_contact_within_25", 0.0)]))
         return results
