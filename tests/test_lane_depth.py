@@ -127,8 +127,9 @@ def test_the_horizon_check_tells_a_model_that_reads_the_road_from_one_that_recal
     identity = lambda batch: batch * 255.0  # noqa: E731
     reader = clip_lane_horizon(_HorizonPainter(reads_scene=True), frames, 540, identity, torch.device("cpu"))
     recaller = clip_lane_horizon(_HorizonPainter(reads_scene=False), frames, 540, identity, torch.device("cpu"))
-    assert reader["clip_lane_horizon_error"] < 0.005
+    assert reader["clip_lane_horizon_error"] < 0.005 and reader["clip_lane_crop_road_abs_rel"] < 0.01
     assert recaller["clip_lane_horizon_error"] > 0.03 and recaller["clip_lane_horizon_bias"] < -0.01
+    assert recaller["clip_lane_crop_road_abs_rel"] > 0.05
 
 
 @pytest.mark.shared

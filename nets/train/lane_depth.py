@@ -19,8 +19,9 @@ against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their 
 
 Where a model puts the road's vanishing row says whether it reads the scene or recalls a row: a
 crop of the frame moves the true horizon (and nothing else the law depends on), so
-``clip_lane_horizon`` crops the frames at ``CLIP_LANE_CROPS`` and finds the row where the affine
-fit of the predicted 1/depth over the road region reaches zero. The shipped joint model puts it
+``clip_lane_horizon`` crops the frames at ``CLIP_LANE_CROPS``, finds the row where the affine
+fit of the predicted 1/depth over the road region reaches zero and scores the road against the
+law moved with the crop. The shipped joint model puts it
 at 0.44-0.52 of the height of every crop while the truth goes from 0.48 to 0.66."""
 
 from __future__ import annotations
@@ -173,14 +174,15 @@ def _road_horizon(depth: np.ndarray, road: np.ndarray) -> float | None:
 @torch.inference_mode()
 def clip_lane_horizon(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
                       device: torch.device) -> dict[str, float]:
-    """The road's vanishing row in the predicted depth of each crop (``CLIP_LANE_CROPS``) of the
-    clip's ``frames`` against the true one, as shares of the crop's height: the median absolute
-    error (``clip_lane_horizon_error``) and the median signed one (``clip_lane_horizon_bias``,
-    negative when the model puts it too high, which compresses the far road), over every frame and
-    crop; a depth map with no road horizon counts as an error of 1."""
+    """The predicted depth of each crop (``CLIP_LANE_CROPS``) of the clip's ``frames`` against the
+    lane law moved with the crop: the road's vanishing row against the true one, as shares of the
+    crop's height, as the median absolute error (``clip_lane_horizon_error``; a map with no road
+    horizon counts 1) and the median signed one (``clip_lane_horizon_bias``, negative when the
+    model puts it too high, which compresses the far road); and the road's AbsRel after scaling
+    each crop by its median (``clip_lane_crop_road_abs_rel``, the mean over frames and crops)."""
     model.eval()
     full_road = _road_mask(540, 960)
-    errors = []
+    errors, abs_rels = [], []
     for frame in frames.values():
         for top, bottom in CLIP_LANE_CROPS:
             crop = np.ascontiguousarray(frame[top:bottom])
@@ -191,8 +193,11 @@ def clip_lane_horizon(model: nn.Module, frames: Mapping[int, np.ndarray], traine
             horizon = _road_horizon(depth, road)
             truth = (CLIP_HORIZON_ROW - top) / (bottom - top)
             errors.append(1.0 if horizon is None else horizon / depth.shape[0] - truth)
+            true_depth = lane_depth(top + np.nonzero(road)[0] * (bottom - top) / depth.shape[0])
+            predicted = depth[road] * float(np.median(true_depth) / max(1e-6, np.median(depth[road])))
+            abs_rels.append(float(np.mean(np.abs(predicted - true_depth) / true_depth)))
     if not errors:
         return {}
     errors = np.array(errors)
     return {"clip_lane_horizon_error": float(np.median(np.abs(errors))),
-            "clip_lane_horizon_bias": float(np.median(errors))}
+            "clip_lane_horizon_bias": float(np.median(errors)), "clip_lane_crop_road_abs_rel": float(np.mean(abs_rels))}
