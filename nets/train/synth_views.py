@@ -4,9 +4,8 @@ A crop of a pinhole image, resized back to the image's size, is what a camera wi
 focal length and a shifted principal point would have seen from the same place: the depth
 along the optical axis of every pixel it keeps is unchanged. Cropping at random therefore puts
 the horizon of the synthetic towns anywhere in the frame, where the renderer's pitch range
-alone keeps it in the upper middle (0.3-0.56 of the height). A model that has only seen it
-there learns the row, not the scene: the shipped joint model puts the road's vanishing row at
-about half the height of any frame, wherever the road in it goes."""
+alone keeps it in the upper middle (about 0.3-0.56 of the height), so that the model has to
+find it in the scene."""
 
 from __future__ import annotations
 
