@@ -38,7 +38,7 @@ from nets.train.roads import CLIP_CARS, car_centre, infer_size
 
 __all__ = ["CLIP_HORIZON_ROW", "CLIP_LANE_K", "CLIP_DASH_PERIOD_M", "CLIP_ROAD_ROWS", "CLIP_LANE_LINES",
            "CLIP_LANE_CROPS", "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth",
-           "clip_lane_horizon"]
+           "clip_lane_horizon", "score_lane_depths"]
 
 CLIP_HORIZON_ROW = 303.7
 CLIP_LANE_K = 98.4
@@ -111,7 +111,9 @@ def _road_mask(height: int, width: int) -> np.ndarray:
             & (columns_960 > la * rows_960 + lb + _MARGIN) & (columns_960 < ra * rows_960 + rb - _MARGIN))
 
 
-def _scores(depths: Mapping[int, np.ndarray], prefix: str) -> dict[str, float]:
+def score_lane_depths(depths: Mapping[int, np.ndarray], prefix: str = "clip_lane_") -> dict[str, float]:
+    """The ``clip_lane_depth`` scores (named from ``prefix``) of depth maps of the clip's frames
+    (index -> H x W metres, any size with the clip's aspect)."""
     height, width = next(iter(depths.values())).shape
     road = _road_mask(height, width)
     truth = lane_depth(np.nonzero(road)[0] * 540.0 / height)
@@ -158,8 +160,8 @@ def clip_lane_depth(model: nn.Module, frames: Mapping[int, np.ndarray], trained_
         return {}
     rows = np.median(np.stack(list(depths.values())), axis=(0, 2))
     prior = np.repeat(rows[:, None], next(iter(depths.values())).shape[1], axis=1)
-    results = _scores(depths, "clip_lane_")
-    results.update(_scores({index: prior for index in depths}, "clip_lane_prior_"))
+    results = score_lane_depths(depths)
+    results.update(score_lane_depths({index: prior for index in depths}, "clip_lane_prior_"))
     return results
 
 
