@@ -13,16 +13,19 @@ v0))`` between their near ends (their far ends agree within 3 %). US lane dashes
 does), so they do not depend on ``P``.
 
 Cars ahead (``roads.CLIP_CARS``) stand on the same road, so each is as far as the road at the
-bottom row of its box. The shipped joint model reads the near road well (5.7 m where the lanes
-say 5.2 m at the bottom row, 12.5 against 12.5 m at row 400) but compresses the far road (19 m
-against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their distance.
+bottom row of its box. The joint weights shipped until session 15 read the near road well (5.7 m
+where the lanes say 5.2 m at the bottom row, 12.5 against 12.5 m at row 400) but compressed the
+far road (19 m against 33 m at row 340), and the cars, 25-65 m away, with it: a third of their
+distance. The weights shipped since (trained on cropped synthetic views) read 25 and 21.5 m in
+the 20-row bands around rows 330 and 350, where the lanes say 46 and 26 m, and the cars at half.
 
 Where a model puts the road's vanishing row says whether it reads the scene or recalls a row: a
 crop of the frame moves the true horizon (and nothing else the law depends on), so
 ``clip_lane_horizon`` crops the frames at ``CLIP_LANE_CROPS``, finds the row where the affine
 fit of the predicted 1/depth over the road region reaches zero and scores the road against the
-law moved with the crop. The shipped joint model moves its horizon with the crop (medians 0.45-
-0.62 of the height where the truth is 0.48-0.66) but puts it 0.02-0.05 too high in each."""
+law moved with the crop. The joint weights shipped until session 15 move their horizon with the
+crop (medians 0.45-0.62 of the height where the truth is 0.48-0.66) but put it 0.02-0.05 too
+high in each."""
 
 from __future__ import annotations
 
