@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nets.train.lane_depth import (CLIP_HORIZON_ROW, CLIP_LANE_K, CLIP_LANE_LINES, LANE_FRAMES, clip_lane_depth,
-                                   clip_lane_horizon, lane_depth, measure_lane_geometry)
+                                   lane_depth, measure_lane_geometry)
 from nets.train.roads import CLIP_CARS
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "solidWhiteRight.mp4"
@@ -125,8 +125,8 @@ def test_the_horizon_check_tells_a_model_that_reads_the_road_from_one_that_recal
     frame[round(CLIP_HORIZON_ROW), :, 1] = 255  # the horizon, for the painter that reads it
     frames = {0: frame, 10: frame}
     identity = lambda batch: batch * 255.0  # noqa: E731
-    reader = clip_lane_horizon(_HorizonPainter(reads_scene=True), frames, 540, identity, torch.device("cpu"))
-    recaller = clip_lane_horizon(_HorizonPainter(reads_scene=False), frames, 540, identity, torch.device("cpu"))
+    reader = clip_lane_depth(_HorizonPainter(reads_scene=True), frames, 540, identity, torch.device("cpu"))
+    recaller = clip_lane_depth(_HorizonPainter(reads_scene=False), frames, 540, identity, torch.device("cpu"))
     assert reader["clip_lane_horizon_error"] < 0.005 and reader["clip_lane_crop_road_abs_rel"] < 0.01
     assert recaller["clip_lane_horizon_error"] > 0.03 and recaller["clip_lane_horizon_bias"] < -0.01
     assert recaller["clip_lane_crop_road_abs_rel"] > 0.05

@@ -21,7 +21,7 @@ the 20-row bands around rows 330 and 350, where the lanes say 46 and 26 m, and t
 
 Where a model puts the road's vanishing row says whether it reads the scene or recalls a row: a
 crop of the frame moves the true horizon (and nothing else the law depends on), so
-``clip_lane_horizon`` crops the frames at ``CLIP_LANE_CROPS``, finds the row where the affine
+``clip_lane_depth`` also crops the frames at ``CLIP_LANE_CROPS``, finds the row where the affine
 fit of the predicted 1/depth over the road region reaches zero and scores the road against the
 law moved with the crop. The joint weights shipped until session 15 move their horizon with the
 crop (medians 0.45-0.62 of the height where the truth is 0.48-0.66) but put it 0.02-0.05 too
@@ -41,7 +41,7 @@ from nets.train.roads import CLIP_CARS, car_centre, infer_size
 
 __all__ = ["CLIP_HORIZON_ROW", "CLIP_LANE_K", "CLIP_DASH_PERIOD_M", "CLIP_ROAD_ROWS", "CLIP_LANE_LINES",
            "CLIP_LANE_CROPS", "LANE_FRAMES", "lane_depth", "measure_lane_geometry", "clip_lane_depth",
-           "clip_lane_horizon", "score_lane_depths"]
+           "score_lane_depths"]
 
 CLIP_HORIZON_ROW = 303.7
 CLIP_LANE_K = 98.4
@@ -142,30 +142,17 @@ def score_lane_depths(depths: Mapping[int, np.ndarray], prefix: str = "clip_lane
     return results
 
 
-@torch.inference_mode()
-def clip_lane_depth(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
-                    device: torch.device) -> dict[str, float]:
-    """Predicted depth of the clip's ``frames`` (index -> RGB 960x540 frame, run at the product's
-    ``--infer-size auto`` size) against the lane geometry, each frame scaled by its median ratio
-    on the road region: the road's AbsRel (``clip_lane_road_abs_rel``; ``..._metric_abs_rel``
-    unscaled, in metres as the 40 ft dash period sets them), the median scaled/true ratio on its
-    farthest 15 rows (``clip_lane_far_road_ratio``, 1 is right, below 1 compressed) and, for the
-    marked cars, the median ratio of their depth to the road's at the bottom of their box, the
-    mean |ratio - 1| and the share within 25 %. ``clip_lane_prior_*`` score the row prior (each
-    row's median prediction over the frames) the same way."""
-    model.eval()
+def _predicted_depths(model: nn.Module, frames: Mapping[int, np.ndarray], rows: tuple[int, int], trained_rows: int,
+                      normalise: Normaliser, device: torch.device) -> dict[int, np.ndarray]:
+    """Predicted depth (metres, at the crop's size) of the ``rows`` (top, bottom) crop of each
+    frame, run at the product's ``--infer-size auto`` size."""
+    top, bottom = rows
     depths = {}
     for index, frame in frames.items():
-        size = infer_size(frame.shape[1], frame.shape[0], trained_rows)
-        depth = predict_at(model, frame, size, normalise, device)[1]
-        depths[index] = depth[0, 0].abs().cpu().numpy()
-    if not depths:
-        return {}
-    rows = np.median(np.stack(list(depths.values())), axis=(0, 2))
-    prior = np.repeat(rows[:, None], next(iter(depths.values())).shape[1], axis=1)
-    results = score_lane_depths(depths)
-    results.update(score_lane_depths({index: prior for index in depths}, "clip_lane_prior_"))
-    return results
+        crop = np.ascontiguousarray(frame[top:bottom])
+        size = infer_size(crop.shape[1], crop.shape[0], trained_rows)
+        depths[index] = predict_at(model, crop, size, normalise, device)[1][0, 0].abs().cpu().numpy()
+    return depths
 
 
 def _road_horizon(depth: np.ndarray, road: np.ndarray) -> float | None:
@@ -176,33 +163,52 @@ def _road_horizon(depth: np.ndarray, road: np.ndarray) -> float | None:
     return float(-intercept / slope) if slope > 0 else None
 
 
-@torch.inference_mode()
-def clip_lane_horizon(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
-                      device: torch.device) -> dict[str, float]:
-    """The predicted depth of each crop (``CLIP_LANE_CROPS``) of the clip's ``frames`` against the
-    lane law moved with the crop: the road's vanishing row against the true one, as shares of the
-    crop's height, as the median absolute error (``clip_lane_horizon_error``; a map with no road
-    horizon counts 1) and the median signed one (``clip_lane_horizon_bias``, negative when the
-    model puts it too high, which compresses the far road); and the road's AbsRel after scaling
-    each crop by its median (``clip_lane_crop_road_abs_rel``, the mean over frames and crops)."""
-    model.eval()
+def _crop_scores(crop_depths: Mapping[tuple[int, int], Mapping[int, np.ndarray]]) -> dict[str, float]:
+    """The horizon and road scores of ``clip_lane_depth`` over depth maps of 960-wide crops
+    ((top, bottom) -> index -> map at the crop's size)."""
     full_road = _road_mask(540, 960)
     errors, abs_rels = [], []
-    for frame in frames.values():
-        for top, bottom in CLIP_LANE_CROPS:
-            crop = np.ascontiguousarray(frame[top:bottom])
-            size = infer_size(crop.shape[1], crop.shape[0], trained_rows)
-            depth = predict_at(model, crop, size, normalise, device)[1][0, 0].abs().cpu().numpy()
-            road = cv2.resize(full_road[top:bottom].astype(np.uint8), depth.shape[::-1],
-                              interpolation=cv2.INTER_NEAREST).astype(bool)
+    for (top, bottom), depths in crop_depths.items():
+        road = full_road[top:bottom]
+        true_depth = lane_depth(top + np.nonzero(road)[0])
+        truth = (CLIP_HORIZON_ROW - top) / (bottom - top)
+        for depth in depths.values():
             horizon = _road_horizon(depth, road)
-            truth = (CLIP_HORIZON_ROW - top) / (bottom - top)
-            errors.append(1.0 if horizon is None else horizon / depth.shape[0] - truth)
-            true_depth = lane_depth(top + np.nonzero(road)[0] * (bottom - top) / depth.shape[0])
+            errors.append(1.0 if horizon is None else horizon / (bottom - top) - truth)
             predicted = depth[road] * float(np.median(true_depth) / max(1e-6, np.median(depth[road])))
             abs_rels.append(float(np.mean(np.abs(predicted - true_depth) / true_depth)))
-    if not errors:
-        return {}
     errors = np.array(errors)
     return {"clip_lane_horizon_error": float(np.median(np.abs(errors))),
             "clip_lane_horizon_bias": float(np.median(errors)), "clip_lane_crop_road_abs_rel": float(np.mean(abs_rels))}
+
+
+@torch.inference_mode()
+def clip_lane_depth(model: nn.Module, frames: Mapping[int, np.ndarray], trained_rows: int, normalise: Normaliser,
+                    device: torch.device) -> dict[str, float]:
+    """Predicted depth of the clip's ``frames`` (index -> RGB 960x540 frame, run at the product's
+    ``--infer-size auto`` size) against the lane geometry, each frame scaled by its median ratio
+    on the road region: the road's AbsRel (``clip_lane_road_abs_rel``; ``..._metric_abs_rel``
+    unscaled, in metres as the 40 ft dash period sets them), the median scaled/true ratio on its
+    farthest 15 rows (``clip_lane_far_road_ratio``, 1 is right, below 1 compressed) and, for the
+    marked cars, the median ratio of their depth to the road's at the bottom of their box, the
+    mean |ratio - 1| and the share within 25 %. ``clip_lane_prior_*`` score the row prior (each
+    row's median prediction over the frames) the same way.
+
+    Over the crops ``CLIP_LANE_CROPS`` of the frames, against the lane law moved with each crop:
+    the road's vanishing row against the true one, as shares of the crop's height, as the median
+    absolute error (``clip_lane_horizon_error``; a map with no road horizon counts 1) and the
+    median signed one (``clip_lane_horizon_bias``, negative when the model puts it too high,
+    which compresses the far road); and the road's AbsRel after scaling each crop by its median
+    (``clip_lane_crop_road_abs_rel``, the mean over frames and crops)."""
+    model.eval()
+    if not frames:
+        return {}
+    crop_depths = {rows: _predicted_depths(model, frames, rows, trained_rows, normalise, device)
+                   for rows in CLIP_LANE_CROPS}
+    depths = crop_depths[(0, 540)]
+    rows = np.median(np.stack(list(depths.values())), axis=(0, 2))
+    prior = np.repeat(rows[:, None], next(iter(depths.values())).shape[1], axis=1)
+    results = score_lane_depths(depths)
+    results.update(score_lane_depths({index: prior for index in depths}, "clip_lane_prior_"))
+    results.update(_crop_scores(crop_depths))
+    return results

@@ -22,7 +22,7 @@ from nets.train.evaluate import evaluate_joint, road_depth_profile
 from nets.train.geometry import (NO_ANCHOR, column_anchors, geometry_loss, ground_plane_log_loss, ground_plane_loss,
                                  surface_from_groups, surface_from_labels)
 from nets.train.idd import IDD_IGNORE, IddLiteSplit, default_idd_root, group_members
-from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth, clip_lane_horizon
+from nets.train.lane_depth import LANE_FRAMES, clip_lane_depth
 from nets.train.losses import berhu_loss, distillation_loss, group_loss, segmentation_loss
 from nets.train.object_depth import object_depth_checks
 from nets.train.objectives import SegmentationObjective, SyntheticTowns
@@ -253,7 +253,6 @@ class JointRoadObjective(SyntheticTowns, RoadSegmentationObjective):
             results.update(road_depth_profile(model, self.clip_frames, size, self.normalise, self.device))
         if self.lane_clip:
             results.update(clip_lane_depth(model, self.lane_clip, size[1], self.normalise, self.device))
-            results.update(clip_lane_horizon(model, self.lane_clip, size[1], self.normalise, self.device))
         results["joint_score"] = float(np.mean([results["miou"], results["idd_group_miou"], results["synth_delta1"],
                                                 results.get("car_contact_within_25", 0.0)]))
         return results
