@@ -198,6 +198,28 @@ def test_resumed_training_matches_an_uninterrupted_run(tmp_path):
         train(dataclasses.replace(chosen, lr=0.5), tmp_path / "split")
 
 
+def test_a_moving_average_of_the_weights_is_evaluated_kept_as_best_and_resumed(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid")
+    plain = _tiny_seg_recipe(camvid, steps=4)
+    averaged = dataclasses.replace(plain, ema=0.5)
+    train(averaged, tmp_path / "split", until=2, log=lambda line: None)
+    train(averaged, tmp_path / "split", log=lambda line: None)
+    whole = train(averaged, tmp_path / "whole", log=lambda line: None)
+    raw = train(plain, tmp_path / "raw", log=lambda line: None)
+    split_best = torch.load(tmp_path / "split" / "best.pt", weights_only=True)["model"]
+    whole_best = torch.load(tmp_path / "whole" / "best.pt", weights_only=True)["model"]
+    whole_last = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    raw_last = torch.load(tmp_path / "raw" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(split_best[k], whole_best[k]) for k in whole_best)
+    assert all(torch.equal(whole_last["model"][k], raw_last[k]) for k in raw_last)  # the average never steers training
+    averaged_weights = {k[len("module."):]: v for k, v in whole_last["average"].items() if k.startswith("module.")}
+    assert all(torch.equal(averaged_weights[k], whole_best[k]) for k in whole_best)
+    moved = [k for k in raw_last if raw_last[k].is_floating_point() and not torch.equal(raw_last[k], whole_best[k])]
+    assert moved and whole["metrics"] != raw["metrics"]
+    with pytest.raises(NetsError, match="ema must be in"):
+        dataclasses.replace(plain, ema=1.0)
+
+
 def test_extending_a_finished_run_trains_on_and_records_every_command(tmp_path):
     camvid = write_tiny_camvid(tmp_path / "camvid")
     run = tmp_path / "run"
@@ -393,6 +415,7 @@ def test_command_line_overrides_reach_the_recipe():
     assert (chosen.size, chosen.steps, chosen.batch, chosen.seed, chosen.lr) == ((32, 24), 7, 3, 5, 2e-3)
     assert chosen.init == "runs/jpeg" and make_recipe("rednet-jpeg").init == ""
     assert make_recipe("rednet-jpeg").lr == recipe("rednet-jpeg").lr
+    assert make_recipe("rednet-jpeg", ema=0.99).ema == 0.99 and make_recipe("rednet-jpeg").ema == 0.0
     with pytest.raises(NetsError, match="lr must be positive"):
         make_recipe("rednet-jpeg", lr=0.0)
 

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run", required=True, help="run folder (created; resumed when it holds last.pt)")
     train.add_argument("--init", help="start a new run from the best weights of this earlier run folder, or from a "
                        "model's shipped weights with zoo:MODEL")
+    train.add_argument("--ema", type=float, help="keep and evaluate an exponential moving average of the weights "
+                       "with this decay, e.g. 0.998 (default: off)")
     train.add_argument("--workers", type=int, help="data loader processes (default 0 on CPU, 4 on CUDA)")
     train.add_argument("--until", type=int, help="stop after this step (checkpointed; resume later)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy shared CPU)")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line)
         else:
             chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed,
-                                  args.lr, getattr(args, "init", None), args.option)
+                                  args.lr, getattr(args, "init", None), args.option, getattr(args, "ema", None))
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))

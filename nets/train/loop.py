@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nets import zoo
 from nets.checkpoints import read_state_dict
@@ -115,9 +116,20 @@ class _Run:
         half = device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=half)
         self.autocast_dtype = torch.float16 if half else torch.bfloat16
+        self.average = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema), use_buffers=True)
+                        if recipe.ema else None)
         self.step = 0
         self.best_score = -math.inf
         self.seconds = 0.0
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights evaluated and kept as best: the moving average when the recipe keeps one."""
+        return self.average.module if self.average is not None else self.model
+
+    def update_average(self) -> None:
+        if self.average is not None:
+            self.average.update_parameters(self.model)
 
     def autocast(self) -> Any:
         if self.device.type != "cuda":
@@ -128,7 +140,8 @@ class _Run:
         _save_atomic({"step": self.step, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
                       "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
                       "best_score": self.best_score, "seconds": self.seconds,
-                      "torch_rng": torch.get_rng_state(), "recipe": json.dumps(self.recipe.to_dict())},
+                      "torch_rng": torch.get_rng_state(), "recipe": json.dumps(self.recipe.to_dict()),
+                      **({"average": self.average.state_dict()} if self.average is not None else {})},
                      self.run_dir / "last.pt")
 
     def resume(self) -> bool:
@@ -144,6 +157,8 @@ class _Run:
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step, self.best_score, self.seconds = int(state["step"]), float(state["best_score"]), float(state["seconds"])
         if self.step > self.recipe.steps:
@@ -160,7 +175,7 @@ class _Run:
             if name != self.recipe.model:
                 raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
             trained, entry = objective.shipped_trained(name)
-            self.model.load_state_dict(trained.state_dict())
+            self._load_start(trained.state_dict())
             (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
             return
         parent_dir = Path(init)
@@ -170,23 +185,29 @@ class _Run:
         except NetsError as exc:
             raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
         if (parent.model, dict(parent.model_kwargs)) == (self.recipe.model, dict(self.recipe.model_kwargs)):
-            self.model.load_state_dict(weights)
+            self._load_start(weights)
             return
         shallow = build_model(parent)
         shallow.load_state_dict(weights)
         if not _can_deepen(shallow, self.model):
             raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
                             f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)} or a shallower RED-Net of it")
-        self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
+        self._load_start(deepened(shallow, self.model.depth).state_dict())
+
+    def _load_start(self, weights: dict[str, torch.Tensor]) -> None:
+        """Starting weights into the model, and into the moving average, which starts from them."""
+        self.model.load_state_dict(weights)
+        if self.average is not None:
+            self.average.module.load_state_dict(weights)
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
-        metrics = objective.evaluate_trained(self.model)
+        metrics = objective.evaluate_trained(self.evaluated)
         self.model.train()
         score = metrics[objective.score]
         log(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         if score > self.best_score:
             self.best_score = score
-            _save_atomic({"model": self.model.state_dict(), "step": self.step, "metrics": metrics},
+            _save_atomic({"model": self.evaluated.state_dict(), "step": self.step, "metrics": metrics},
                          self.run_dir / "best.pt")
         return metrics
 
@@ -254,6 +275,7 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
             run.scaler.step(run.optimiser)
             run.scaler.update()
             run.schedule.step()
+            run.update_average()
             run.step += 1
             elapsed = time.monotonic() - tick
             train_seconds += elapsed

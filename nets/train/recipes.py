@@ -36,7 +36,9 @@ class Recipe:
     """Everything that decides a training run. ``size`` is the training crop (width, height);
     ``eval_size`` the (width, height) frames are evaluated at; ``options`` holds the
     objective's own settings (see docs/training.md); ``init`` is a run folder whose best weights
-    this run starts from (a fine-tuning stage; empty for random initialisation)."""
+    this run starts from (a fine-tuning stage; empty for random initialisation); ``ema`` is the
+    decay of an exponential moving average of the weights that is evaluated and kept as the
+    best weights instead of the raw ones (0: off)."""
 
     name: str
     model: str
@@ -61,6 +63,7 @@ class Recipe:
     log_every: int = 10
     gpu: Mapping[str, Any] = field(default_factory=dict)
     init: str = ""
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,6 +79,8 @@ class Recipe:
             problems.append(f"size and eval_size must be at least 8x8, got {self.size} and {self.eval_size}")
         if self.checkpoint_every < 1 or self.eval_every < 0 or self.log_every < 1 or self.warmup < 0:
             problems.append("checkpoint_every and log_every must be >= 1, eval_every and warmup >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            problems.append(f"ema must be in [0, 1), got {self.ema}")
         if problems:
             raise NetsError(f"recipe {self.name!r}: {'; '.join(problems)}")
 
