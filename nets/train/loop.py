@@ -1,7 +1,8 @@
 """The training loop: resumable runs in a folder, so a run can stop and go on across sessions.
 
-A run folder holds ``last.pt`` (model, optimiser, schedule, step; written every
-``checkpoint_every`` steps, every ``checkpoint_minutes`` and on stopping), ``best.pt`` (the
+A run folder holds ``last.pt`` (model, optimiser, schedule, step and the weights' moving average
+when the recipe keeps one; written every ``checkpoint_every`` steps, every ``checkpoint_minutes``
+and on stopping), ``best.pt`` (the
 weights with the best held-out score and their metrics), ``recipe.json`` and, once the last step
 is done, ``metrics.json``. Batches depend only on (seed, step), so resuming reproduces the
 uninterrupted run.
@@ -128,6 +129,7 @@ class _Run:
         return self.average.module if self.average is not None else self.model
 
     def update_average(self) -> None:
+        """Fold the trained weights into the moving average (its first update copies them)."""
         if self.average is not None:
             self.average.update_parameters(self.model)
 
@@ -175,7 +177,7 @@ class _Run:
             if name != self.recipe.model:
                 raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
             trained, entry = objective.shipped_trained(name)
-            self._load_start(trained.state_dict())
+            self.model.load_state_dict(trained.state_dict())
             (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
             return
         parent_dir = Path(init)
@@ -185,20 +187,14 @@ class _Run:
         except NetsError as exc:
             raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
         if (parent.model, dict(parent.model_kwargs)) == (self.recipe.model, dict(self.recipe.model_kwargs)):
-            self._load_start(weights)
+            self.model.load_state_dict(weights)
             return
         shallow = build_model(parent)
         shallow.load_state_dict(weights)
         if not _can_deepen(shallow, self.model):
             raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
                             f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)} or a shallower RED-Net of it")
-        self._load_start(deepened(shallow, self.model.depth).state_dict())
-
-    def _load_start(self, weights: dict[str, torch.Tensor]) -> None:
-        """Starting weights into the model, and into the moving average, which starts from them."""
-        self.model.load_state_dict(weights)
-        if self.average is not None:
-            self.average.module.load_state_dict(weights)
+        self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
         metrics = objective.evaluate_trained(self.evaluated)
