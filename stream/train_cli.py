@@ -49,15 +49,17 @@ def _recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--until", type=int, default=None, help="Stop after this step; run again to continue.")
 @click.option("--minutes", type=float, default=None, help="Stop after this many minutes; run again to continue.")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy CPU).")
+@click.option("--ema", type=float, default=None,
+              help="Keep and evaluate a moving average of the weights with this decay, e.g. 0.998 (default: off).")
 def train(recipe: str, size: str | None, gpu: bool, steps: int | None, batch: int | None, lr: float | None,
           seed: int | None, camvid: str | None, device: str | None, options: tuple[str, ...], run_dir: str,
           init_run: str | None, workers: int | None, until: int | None, minutes: float | None,
-          threads: int | None) -> None:
+          threads: int | None, ema: float | None) -> None:
     """Train (or resume) the default model of RECIPE in a run folder."""
     if threads is None:
         choose_threads()
     try:
-        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run, options)
+        chosen = make_recipe(recipe, size, gpu, steps, batch, camvid, seed, lr, init_run, options, ema)
         result = train_command(chosen, run_dir, device, workers, until, minutes, threads,
                                shlex.join(["densestream", *sys.argv[1:]]), lambda line: click.echo(line, err=True))
     except NetsError as exc:

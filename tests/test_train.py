@@ -438,6 +438,10 @@ def test_option_flags_set_recipe_options_and_reject_unknown_keys(tmp_path, capsy
     assert capsys.readouterr().err.count("\n") == 1
     result = CliRunner().invoke(train_cmd, ["rednet-jpeg", "--run", str(tmp_path), "--option", "quality"])
     assert result.exit_code == 1 and "KEY=VALUE" in result.output
+    assert module_main(["train", "rednet-jpeg", "--run", str(tmp_path), "--ema", "1.5"]) == 1
+    assert "ema must be in [0, 1)" in capsys.readouterr().err
+    result = CliRunner().invoke(train_cmd, ["rednet-jpeg", "--run", str(tmp_path), "--ema", "1.5"])
+    assert result.exit_code == 1 and "ema must be in [0, 1)" in result.output
 
 
 def test_joint_training_mixes_camvid_and_synthetic_depth(tmp_path):
