@@ -23,11 +23,12 @@ AAC_FRAME = Fraction(1024, 48000)
 
 def record_two_sources(tmp_path, second_codec: str) -> tuple[list, list, list[str]]:
     """Two senders on one port, 0.6 s apart; every source the engine opens gives up at the
-    first outage, so the second sender is read by a fresh source. Returns the recording's
-    video starts, audio (start, end) pairs and the warnings said."""
+    first outage, so the second sender is read by a fresh source. The first sender waits a
+    second, so that a loaded machine has the engine listening before its first keyframe.
+    Returns the recording's video starts, audio (start, end) pairs and the warnings said."""
     port, out = free_port(), tmp_path / "rec.mp4"
-    first = start_udp_sender(port, 1.2, "aac", delay=0.3)
-    second = start_udp_sender(port, 1.2, second_codec, delay=0.3 + 1.2 + 0.6)
+    first = start_udp_sender(port, 1.2, "aac", delay=1.0)
+    second = start_udp_sender(port, 1.2, second_codec, delay=1.0 + 1.2 + 0.6)
     opened = []
 
     def opener():
