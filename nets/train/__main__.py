@@ -1,5 +1,5 @@
-"""``python -m nets.train train|eval|confusion|export RECIPE ...``: train, evaluate and ship the default
-models."""
+"""``python -m nets.train train|eval|confusion|calibrate|blend|export RECIPE ...``: train, evaluate
+and ship the default models."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shlex
 import sys
 
 from nets.errors import NetsError
+from nets.train.blend import blend
 from nets.train.commands import calibrate_command, confusion_command, eval_command, make_recipe, train_command
 from nets.train.export import export
 from nets.train.recipes import RECIPES
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
                                       "segmentation run's shipped scores take off, on validation")
     _recipe_arguments(calibration)
     calibration.add_argument("--run", required=True, help="run folder whose best.pt to calibrate")
+    mix = commands.add_parser("blend", help="a new finished run whose weights are a weighted mean of two "
+                              "runs' or shipped models' weights")
+    _recipe_arguments(mix)
+    mix.add_argument("--run", required=True, help="new run folder for the blended weights")
+    mix.add_argument("--init", required=True, help="the base weights: a run folder or zoo:MODEL")
+    mix.add_argument("--with", dest="other", required=True, help="the weights blended in: a run folder or zoo:MODEL")
+    mix.add_argument("--weight", type=float, required=True, help="their share, between 0 and 1, e.g. 0.2")
     ship = commands.add_parser("export", help="write a finished run's fp16 weights and manifest entry")
     ship.add_argument("--run", required=True, help="finished run folder")
     ship.add_argument("--weights-dir", help="weights folder (default nets/weights)")
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))
+            elif args.command == "blend":
+                result = blend(chosen, args.run, args.other, args.weight, args.device, command_line)
             elif args.command == "calibrate":
                 result = calibrate_command(chosen, args.run, args.device, command_line)
             elif args.command == "confusion":

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from nets import zoo
 from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError, first_line
+from nets.train.blend import BLEND_RECORD
 from nets.train.calibration import read_calibration
 from nets.train.loop import best_step
 from nets.train.objectives import SegmentationObjective, make_objective
@@ -159,6 +160,8 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         "started_from": _started_from(chain, start),
         "export_command": export_command, "exported": date.today().isoformat(),
     }
+    if BLEND_RECORD in record:
+        entry["blended_with"] = record[BLEND_RECORD]  # the other parent and its share of the weights
     if isinstance(objective, SegmentationObjective):
         entry["offset_strength"] = objective.offset_strength  # what a later zoo: start adds back
     _write_manifest(weights_dir, recipe.model, entry)

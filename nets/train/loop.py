@@ -31,7 +31,7 @@ from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe
 
-__all__ = ["train", "pick_device", "build_model", "learning_rate_factor", "best_step", "record_command", "RESUMABLE_CHANGES"]
+__all__ = ["train", "pick_device", "build_model", "starting_weights", "learning_rate_factor", "best_step", "record_command", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
                                "camvid_root", "gpu"})
@@ -168,33 +168,11 @@ class _Run:
         return True
 
     def start_from(self, init: str, objective: Objective) -> None:
-        """Load the starting weights ``init`` names: ``zoo:NAME``, the shipped weights of this
-        run's model (with the objective's deployment undone, so training resumes from the scores
-        it learned), or an earlier run folder's best weights (the same model and layout, or a
-        shallower RED-Net of the same kind, deepened so that it computes the same output)."""
-        if init.startswith(ZOO_INIT):
-            name = init[len(ZOO_INIT):]
-            if name != self.recipe.model:
-                raise NetsError(f"--init {init}: this run trains {self.recipe.model!r}, not {name!r}")
-            trained, entry = objective.shipped_trained(name)
-            self.model.load_state_dict(trained.state_dict())
+        """Load the starting weights ``init`` names (see :func:`starting_weights`)."""
+        weights, entry = starting_weights(self.recipe, init, objective)
+        self.model.load_state_dict(weights)
+        if entry is not None:
             (self.run_dir / INIT_RECORD).write_text(json.dumps(entry, indent=2) + "\n")
-            return
-        parent_dir = Path(init)
-        try:
-            parent = run_recipe(parent_dir)
-            weights = read_state_dict(parent_dir / "best.pt")
-        except NetsError as exc:
-            raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
-        if (parent.model, dict(parent.model_kwargs)) == (self.recipe.model, dict(self.recipe.model_kwargs)):
-            self.model.load_state_dict(weights)
-            return
-        shallow = build_model(parent)
-        shallow.load_state_dict(weights)
-        if not _can_deepen(shallow, self.model):
-            raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
-                            f"{self.recipe.model!r} {dict(self.recipe.model_kwargs)} or a shallower RED-Net of it")
-        self.model.load_state_dict(deepened(shallow, self.model.depth).state_dict())
 
     def evaluate(self, objective: Objective, log: Callable[[str], None]) -> dict[str, float]:
         metrics = objective.evaluate_trained(self.evaluated)
@@ -206,6 +184,35 @@ class _Run:
             _save_atomic({"model": self.evaluated.state_dict(), "step": self.step, "metrics": metrics},
                          self.run_dir / "best.pt")
         return metrics
+
+
+def starting_weights(recipe: Recipe, init: str, objective: Objective) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The weights ``init`` names for a run of ``recipe``, and the manifest entry of shipped ones:
+    ``zoo:NAME``, the shipped weights of the recipe's model (with the objective's deployment
+    undone, so training resumes from the scores it learned), or an earlier run folder's best
+    weights (the same model and layout, or a shallower RED-Net of the same kind, deepened so that
+    it computes the same output)."""
+    if init.startswith(ZOO_INIT):
+        name = init[len(ZOO_INIT):]
+        if name != recipe.model:
+            raise NetsError(f"{init}: this run trains {recipe.model!r}, not {name!r}")
+        trained, entry = objective.shipped_trained(name)
+        return trained.state_dict(), entry
+    parent_dir = Path(init)
+    try:
+        parent = run_recipe(parent_dir)
+        weights = read_state_dict(parent_dir / "best.pt")
+    except NetsError as exc:
+        raise NetsError(f"cannot start from run {parent_dir}: {exc}") from None
+    if (parent.model, dict(parent.model_kwargs)) == (recipe.model, dict(recipe.model_kwargs)):
+        return weights, None
+    shallow = build_model(parent)
+    shallow.load_state_dict(weights)
+    deep = build_model(recipe)
+    if not _can_deepen(shallow, deep):
+        raise NetsError(f"run {parent_dir} trained {parent.model!r} {dict(parent.model_kwargs)}, not "
+                        f"{recipe.model!r} {dict(recipe.model_kwargs)} or a shallower RED-Net of it")
+    return deepened(shallow, deep.depth).state_dict(), None
 
 
 def _can_deepen(shallow: nn.Module, deep: nn.Module) -> bool:
