@@ -83,3 +83,15 @@ def test_the_blend_command_says_a_bad_weight_in_one_line(tmp_path, capsys):
                    "--with", str(tmp_path / "c"), "--weight", "2"])
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and "between 0 and 1" in err
+
+
+def test_shipped_weights_blend_by_name_when_their_layout_matches(tmp_path, two_runs):
+    camvid, first, _ = two_runs
+    chosen = _tiny_denoise_recipe(camvid, 1, init="zoo:rednet-denoise")
+    record = blend(chosen, tmp_path / "mixed", str(first), 0.5, "cpu")
+    assert record["blend"]["with"]["run"] == str(first)
+    assert json.loads((tmp_path / "mixed" / "init.json").read_text())["file"] == "rednet-denoise.pt"
+    with pytest.raises(NetsError, match="no shipped model 'rednet-nope'"):
+        blend(chosen, tmp_path / "b", "zoo:rednet-nope", 0.5, "cpu")
+    with pytest.raises(NetsError, match="same tensors"):
+        blend(chosen, tmp_path / "b", "zoo:rednet20-jpeg", 0.5, "cpu")

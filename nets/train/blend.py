@@ -64,6 +64,18 @@ def _base_training(source: str, entry: dict[str, Any] | None) -> tuple[float, st
     return float(record["seconds_per_step"]), str(record["device"])
 
 
+def _other_weights(chosen: Recipe, other: str, objective) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The weights blended in: a run folder's best, or any shipped model of the same layout
+    (``zoo:NAME`` need not be the recipe's own model: the CamVid-only weights blend into ``seg``)."""
+    if not other.startswith(ZOO_INIT):
+        return starting_weights(chosen, other, objective)
+    name = other[len(ZOO_INIT):]
+    if name not in zoo.available():
+        raise NetsError(f"--with {other}: no shipped model {name!r}")
+    trained, entry = objective.shipped_trained(name)
+    return trained.state_dict(), entry
+
+
 def blend(chosen: Recipe, run_dir: str | Path, other: str, weight: float, device: str | None = None,
           command: str | None = None) -> dict[str, Any]:
     """Blend the weights ``chosen.init`` names with those ``other`` names (each a run folder or
@@ -78,7 +90,7 @@ def blend(chosen: Recipe, run_dir: str | Path, other: str, weight: float, device
     target = pick_device(device)
     objective = make_objective(chosen, zoo.spec(chosen.model), target, run_dir / "cache")
     base, base_entry = starting_weights(chosen, chosen.init, objective)
-    mixed, other_entry = starting_weights(chosen, other, objective)
+    mixed, other_entry = _other_weights(chosen, other, objective)
     seconds_per_step, train_device = _base_training(chosen.init, base_entry)
     model = build_model(chosen).to(target)
     model.load_state_dict(blend_states(base, mixed, weight))
