@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from datetime import date
 from pathlib import Path
@@ -41,7 +42,8 @@ def _fps_input(model_spec: zoo.ModelSpec, model: nn.Module) -> Tensor:
 @torch.inference_mode()
 def cpu_fps(model: nn.Module, model_spec: zoo.ModelSpec, frames: int = 5) -> float:
     """Frames per second of one fp32 forward on the CPU for a 480x360 frame (for super-resolution,
-    a 480x360 output), after one warm-up run."""
+    a 480x360 output), after one warm-up run: one over the median frame time, so that a burst
+    of other work on a shared machine does not set the figure."""
     if frames < 1:
         raise NetsError(f"fps needs at least one timed frame, got {frames}")
     if model_spec.task == "track":
@@ -51,10 +53,12 @@ def cpu_fps(model: nn.Module, model_spec: zoo.ModelSpec, frames: int = 5) -> flo
     model = model.cpu().float().eval()
     frame = _fps_input(model_spec, model)
     model(frame)
-    start = time.perf_counter()
+    seconds = []
     for _ in range(frames):
+        start = time.perf_counter()
         model(frame)
-    return frames / (time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
+    return 1.0 / statistics.median(seconds)
 
 
 def _write_manifest(weights_dir: Path, name: str, entry: dict[str, Any]) -> None:
