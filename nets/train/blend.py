@@ -19,10 +19,10 @@ import torch
 from nets import zoo
 from nets.errors import NetsError
 from nets.train.loop import best_step, build_model, pick_device, record_command, starting_weights
-from nets.train.objectives import make_objective
+from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe
 
-__all__ = ["blend_states", "blend"]
+__all__ = ["blend_states", "blend", "BLEND_RECORD"]
 
 BLEND_RECORD = "blend"
 """The key of ``metrics.json`` that says what was blended in."""
@@ -64,7 +64,7 @@ def _base_training(source: str, entry: dict[str, Any] | None) -> tuple[float, st
     return float(record["seconds_per_step"]), str(record["device"])
 
 
-def _other_weights(chosen: Recipe, other: str, objective) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+def _other_weights(chosen: Recipe, other: str, objective: Objective) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """The weights blended in: a run folder's best, or any shipped model of the same layout
     (``zoo:NAME`` need not be the recipe's own model: the CamVid-only weights blend into ``seg``)."""
     if not other.startswith(ZOO_INIT):
