@@ -18,7 +18,8 @@ import torch
 
 from nets import zoo
 from nets.errors import NetsError
-from nets.train.loop import best_step, build_model, pick_device, record_command, starting_weights
+from nets.train.loop import (best_step, build_model, finished_record, pick_device, record_command, save_atomic,
+                             starting_weights)
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe
 
@@ -99,11 +100,10 @@ def blend(chosen: Recipe, run_dir: str | Path, other: str, weight: float, device
     if base_entry is not None:
         (run_dir / INIT_RECORD).write_text(json.dumps(base_entry, indent=2) + "\n")
     (run_dir / "recipe.json").write_text(json.dumps(chosen.to_dict(), indent=2) + "\n")
-    torch.save({"model": model.state_dict(), "step": 0, "metrics": metrics}, run_dir / "best.pt")
+    save_atomic({"model": model.state_dict(), "step": 0, "metrics": metrics}, run_dir / "best.pt")
     if command:
         record_command(run_dir / "command.txt", command)
-    record = {"recipe": chosen.name, "model": chosen.model, "data": chosen.data, "steps": 0, "best_step": 0,
-              "score": objective.score, "metrics": metrics, "final_metrics": metrics,
-              "seconds_per_step": seconds_per_step, "device": train_device, BLEND_RECORD: {"with": _provenance(other, other_entry), "weight": weight}}
+    record = {**finished_record(chosen, objective, 0, 0, metrics, metrics, seconds_per_step, train_device),
+              BLEND_RECORD: {"with": _provenance(other, other_entry), "weight": weight}}
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -31,7 +31,8 @@ from nets.train.data import step_loader
 from nets.train.objectives import Objective, make_objective
 from nets.train.recipes import INIT_RECORD, ZOO_INIT, Recipe, run_recipe
 
-__all__ = ["train", "pick_device", "build_model", "starting_weights", "learning_rate_factor", "best_step", "record_command", "RESUMABLE_CHANGES"]
+__all__ = ["train", "pick_device", "build_model", "starting_weights", "learning_rate_factor", "best_step", "record_command", "save_atomic",
+           "finished_record", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "checkpoint_minutes", "eval_every", "log_every",
                                "camvid_root", "gpu"})
@@ -72,7 +73,8 @@ def _optimiser(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def _save_atomic(data: dict[str, Any], path: Path) -> None:
+def save_atomic(data: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to a partial file renamed over ``path``, so a crash never leaves half a file."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     torch.save(data, partial)
     partial.replace(path)
@@ -139,7 +141,7 @@ class _Run:
         return torch.autocast("cuda", dtype=self.autocast_dtype)
 
     def save(self) -> None:
-        _save_atomic({"step": self.step, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+        save_atomic({"step": self.step, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
                       "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
                       "best_score": self.best_score, "seconds": self.seconds,
                       "torch_rng": torch.get_rng_state(), "recipe": json.dumps(self.recipe.to_dict()),
@@ -181,7 +183,7 @@ class _Run:
         log(f"eval at step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         if score > self.best_score:
             self.best_score = score
-            _save_atomic({"model": self.evaluated.state_dict(), "step": self.step, "metrics": metrics},
+            save_atomic({"model": self.evaluated.state_dict(), "step": self.step, "metrics": metrics},
                          self.run_dir / "best.pt")
         return metrics
 
@@ -303,6 +305,14 @@ def train(recipe: Recipe, run_dir: str | Path, device: str | torch.device | None
     return _finish(run, objective, log)
 
 
+def finished_record(recipe: Recipe, objective: Objective, steps: int, best: int, metrics: dict[str, float],
+                    final: dict[str, float], seconds_per_step: float, device: str) -> dict[str, Any]:
+    """What a finished run's ``metrics.json`` holds (``export`` reads it)."""
+    return {"recipe": recipe.name, "model": recipe.model, "data": recipe.data, "steps": steps, "best_step": best,
+            "score": objective.score, "metrics": metrics, "final_metrics": final,
+            "seconds_per_step": seconds_per_step, "device": device}
+
+
 def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict[str, Any]:
     """Evaluate the last weights, then re-evaluate the best weights with the current code (so that
     finishing an old run again records metrics added since) and write metrics.json."""
@@ -318,10 +328,8 @@ def _finish(run: _Run, objective: Objective, log: Callable[[str], None]) -> dict
     if int(best["step"]) != run.step:
         run.model.load_state_dict(best["model"])
         metrics = objective.evaluate_trained(run.model)
-    record = {"recipe": run.recipe.name, "model": run.recipe.model, "data": run.recipe.data,
-              "steps": run.recipe.steps, "best_step": int(best["step"]), "score": objective.score,
-              "metrics": metrics, "final_metrics": final,
-              "seconds_per_step": run.seconds / max(1, run.step), "device": str(run.device)}
+    record = finished_record(run.recipe, objective, run.recipe.steps, int(best["step"]), metrics, final,
+                             run.seconds / max(1, run.step), str(run.device))
     metrics_path.write_text(json.dumps(record, indent=2) + "\n")
     log(f"done: best {objective.score} {metrics[objective.score]:.4f} at step {record['best_step']}; "
         f"wrote {metrics_path}")
