@@ -416,6 +416,11 @@ def test_command_line_overrides_reach_the_recipe():
     assert chosen.init == "runs/jpeg" and make_recipe("rednet-jpeg").init == ""
     assert make_recipe("rednet-jpeg").lr == recipe("rednet-jpeg").lr
     assert make_recipe("rednet-jpeg", ema=0.99).ema == 0.99 and make_recipe("rednet-jpeg").ema == 0.0
+    resized = make_recipe("joint-roads", size="480x360", eval_size="480x360")
+    assert (resized.size, resized.eval_size) == ((480, 360), (480, 360))
+    assert make_recipe("joint-roads", size="480x360").eval_size == recipe("joint-roads").eval_size == (240, 180)
+    with pytest.raises(NetsError, match="WIDTHxHEIGHT"):
+        make_recipe("joint-roads", eval_size="480")
     with pytest.raises(NetsError, match="lr must be positive"):
         make_recipe("rednet-jpeg", lr=0.0)
 

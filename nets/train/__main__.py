@@ -18,6 +18,7 @@ from nets.train.recipes import RECIPES
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--size", help="training crop WIDTHxHEIGHT, e.g. 240x180 (CPU) or 480x360 (GPU)")
+    parser.add_argument("--eval-size", help="evaluation size WIDTHxHEIGHT (default: the recipe's)")
     parser.add_argument("--gpu", action="store_true", help="use the recipe's full-size GPU settings")
     parser.add_argument("--steps", type=int, help="total training steps")
     parser.add_argument("--batch", type=int, help="batch size")
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line)
         else:
             chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed,
-                                  args.lr, getattr(args, "init", None), args.option, getattr(args, "ema", None))
+                                  args.lr, getattr(args, "init", None), args.option, getattr(args, "ema", None),
+                                  args.eval_size)
             if args.command == "train":
                 result = train_command(chosen, args.run, args.device, args.workers, args.until, args.minutes,
                                        args.threads, command_line, lambda line: print(line, flush=True))

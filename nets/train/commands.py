@@ -27,12 +27,14 @@ __all__ = ["make_recipe", "train_command", "eval_command", "confusion_command", 
 def make_recipe(name: str, size: str | None = None, gpu: bool = False, steps: int | None = None,
                 batch: int | None = None, camvid: str | None = None, seed: int | None = None,
                 lr: float | None = None, init: str | None = None, options: Sequence[str] = (),
-                ema: float | None = None) -> Recipe:
+                ema: float | None = None, eval_size: str | None = None) -> Recipe:
     """A registered recipe with the command-line overrides applied (None keeps the recipe's value);
     each of ``options`` is ``KEY=JSON`` and replaces or adds one of the objective's options."""
     overrides: dict[str, Any] = {}
     if size is not None:
         overrides["size"] = parse_size(size)
+    if eval_size is not None:
+        overrides["eval_size"] = parse_size(eval_size)
     for key, value in (("steps", steps), ("batch", batch), ("camvid_root", camvid), ("seed", seed),
                        ("lr", lr), ("init", init), ("ema", ema)):
         if value is not None:
