@@ -681,3 +681,22 @@ def test_one_size_parser_serves_manifests_and_command_lines():
             parse_any(text)
     with pytest.raises(ValueError, match="under 16"):
         parse_any("8x20", minimum=16)
+
+
+def test_export_as_ships_a_run_under_another_model_of_the_same_layout(tmp_path):
+    camvid = write_tiny_camvid(tmp_path / "camvid", train=2, val=1)
+    chosen = recipe("seg-camvid", camvid_root=str(camvid), size=(32, 32), eval_size=(64, 48), batch=2, steps=1,
+                    warmup=0, eval_every=0)
+    train(chosen, tmp_path / "run", log=lambda line: None)
+    weights = tmp_path / "weights"
+    with pytest.raises(NetsError, match="layout differs"):
+        export(tmp_path / "run", weights, fps_frames=1, name="rednet-denoise")
+    with pytest.raises(NetsError, match="no registered model"):
+        export(tmp_path / "run", weights, fps_frames=1, name="no-such-model")
+    assert not weights.exists() or not any(weights.iterdir())
+    entry = export(tmp_path / "run", weights, fps_frames=1, name="lwrefinenet-mbv2-camvid-only")
+    assert entry["file"] == "lwrefinenet-mbv2-camvid-only.pt" and (weights / entry["file"]).is_file()
+    listed = json.loads((weights / "manifest.json").read_text())["models"]
+    assert list(listed) == ["lwrefinenet-mbv2-camvid-only"]
+    model, model_spec = zoo.load("lwrefinenet-mbv2-camvid-only", weights)
+    assert model_spec.sha256 == entry["sha256"] and model_spec.eval_size == (64, 48)

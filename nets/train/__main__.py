@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     ship.add_argument("--run", required=True, help="finished run folder")
     ship.add_argument("--weights-dir", help="weights folder (default nets/weights)")
     ship.add_argument("--fps-frames", type=int, default=5, help="timed CPU frames for the fps figure")
+    ship.add_argument("--as", dest="name", help="ship under this registered model of the same layout "
+                                                 "(default: the model the recipe trains)")
     return parser
 
 
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     command_line = shlex.join(["python", "-m", "nets.train", *argv])
     try:
         if args.command == "export":
-            result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line)
+            result = export(args.run, args.weights_dir, args.fps_frames, export_command=command_line,
+                            name=args.name)
         else:
             chosen = make_recipe(args.recipe, args.size, args.gpu, args.steps, args.batch, args.camvid, args.seed,
                                   args.lr, getattr(args, "init", None), args.option, getattr(args, "ema", None),

@@ -118,11 +118,26 @@ def _command_history(chain: list[Path], start: dict[str, Any] | None) -> str | N
     return " && ".join(lines) or None
 
 
+def _shipped_name(trained: str, name: str | None) -> str:
+    """The zoo name the weights of a run that trained ``trained`` ship under: ``name`` when given,
+    which must be a registered model of the same layout (a second set of weights for one network,
+    such as one trained and run at a larger size), else ``trained`` itself."""
+    if name is None or name == trained:
+        return trained
+    if name not in zoo.available():
+        raise NetsError(f"--as {name}: no registered model of that name (add it to nets/zoo.py first)")
+    mine, theirs = ((s.builder, s.arch, s.task, s.classes, dict(s.kwargs)) for s in (zoo.spec(trained), zoo.spec(name)))
+    if mine != theirs:
+        raise NetsError(f"--as {name}: its layout differs from {trained!r}, whose weights this run trained")
+    return name
+
+
 def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frames: int = 5,
-           export_command: str | None = None) -> dict[str, Any]:
+           export_command: str | None = None, name: str | None = None) -> dict[str, Any]:
     """Write the best weights of a finished run, as its objective deploys them, as ``<model>.pt``
     (fp16 state_dict) in ``weights_dir`` (default ``nets/weights``) and record them in its
-    manifest; returns the entry.
+    manifest; returns the entry. ``name`` ships them under another registered model of the
+    same layout instead of the recipe's own.
     For a run that started from earlier runs, ``steps`` and ``best_step`` also count the steps of
     the earlier weights it received, and ``command`` holds the earlier runs' commands first."""
     run_dir = Path(run_dir)
@@ -138,6 +153,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
     chain = _run_chain(run_dir)
     start = _shipped_start(chain)
     earlier_steps = sum(best_step(parent) for parent in chain[:-1]) + int(start["steps"] if start else 0)
+    shipped_name = _shipped_name(recipe.model, name)
     model_spec = zoo.spec(recipe.model)
     trained = zoo.build(recipe.model)
     load_state_strict(trained, read_state_dict(run_dir / "best.pt"), run_dir / "best.pt")
@@ -147,7 +163,7 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         objective.offset_strength = calibration["offset_strength"]
         record = {**record, "metrics": calibration["metrics"]}
     weights_dir.mkdir(parents=True, exist_ok=True)
-    target = weights_dir / f"{recipe.model}.pt"
+    target = weights_dir / f"{shipped_name}.pt"
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     torch.save(half_state(objective.deployed(trained).state_dict()), partial)
     partial.replace(target)
@@ -168,5 +184,5 @@ def export(run_dir: str | Path, weights_dir: str | Path | None = None, fps_frame
         entry["blended_with"] = record[BLEND_RECORD]  # the other parent and its share of the weights
     if isinstance(objective, SegmentationObjective):
         entry["offset_strength"] = objective.offset_strength  # what a later zoo: start adds back
-    _write_manifest(weights_dir, recipe.model, entry)
+    _write_manifest(weights_dir, shipped_name, entry)
     return entry
