@@ -95,6 +95,8 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
               "segment", CAMVID_CLASSES, kwargs={"depth": 101}),
     ModelSpec("joint-mbv2-camvid", "joint-mbv2", "nets.multitask:joint_refinenet",
               "segment+depth", CAMVID_CLASSES),
+    ModelSpec("joint-mbv2-camvid-480", "joint-mbv2", "nets.multitask:joint_refinenet",
+              "segment+depth", CAMVID_CLASSES),
     ModelSpec("joint-mbv2-kitti", "joint-mbv2", "nets.multitask:joint_refinenet",
               "segment+depth", numbered_classes(6), depth_range=(0.0, 80.0)),
     ModelSpec("joint-mbv2-nyud", "joint-mbv2", "nets.multitask:joint_refinenet",

@@ -1,7 +1,8 @@
 """The shipped road models on the real dash-cam clip, through the product's own pipeline: the
 open blue sky is Sky (the CamVid-only weights called it Building), for seg and seg+depth, the
 default seg labels the hand-marked cars ahead Car, and the default seg+depth's far road and cars
-are not squeezed towards the camera as the weights before 2026-12-01 (session 15) had them."""
+are not squeezed towards the camera as the weights before 2026-12-01 (session 15) had them;
+the joint weights trained and run at 360 rows find the cars and read them farther still."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def test_the_joint_depth_of_the_far_road_and_the_cars_follows_the_lane_marks(one
     scores = score_lane_depths({0: result.outputs["depth"]})
     # frame 0, each scaled by its median on the road: the earlier weights 0.57 and 0.31, these 0.70 and 0.49
     assert scores["clip_lane_far_road_ratio"] > 0.63 and scores["clip_lane_car_ratio"] > 0.4
+
+
+def test_the_joint_weights_run_at_360_rows_find_the_cars_and_read_them_farther(one_torch_thread):
+    result = next(iter(stream.build_pipeline(str(CLIP), "seg+depth", model="joint-mbv2-camvid-480", out="null",
+                                             max_frames=1, outputs=("labels", "depth"))))
+    car = CAMVID_CLASSES.index("Car")
+    found = [float((result.outputs["labels"][car_centre(box, 960, 540)] == car).mean()) > 0.5 for box in CLIP_CARS[0]]
+    assert sum(found) >= 3  # the 180-row default finds 2 of these 4
+    scores = score_lane_depths({0: result.outputs["depth"]})
+    # frame 0: these weights 0.80 and 0.62, the 180-row default 0.70 and 0.49
+    assert scores["clip_lane_far_road_ratio"] > 0.74 and scores["clip_lane_car_ratio"] > 0.56

@@ -166,6 +166,8 @@ def test_auto_infer_size_shrinks_frames_taller_than_the_models_evaluated_height(
     assert auto.for_frame(120, 160) is None  # small frames are never enlarged
     assert build_task("seg+depth", infer_size="native").infer_size.for_frame(540, 960) is None
     assert build_task("seg").infer_size.for_frame(720, 1280) == (640, 360)
+    larger = build_task("seg+depth", model="joint-mbv2-camvid-480").infer_size
+    assert larger == InferSize(max_height=360) and larger.for_frame(540, 960) == (640, 360)
     with pytest.warns(UserWarning, match="no trained weights"):
         untrained = build_task("seg", model="lwrefinenet-r18-camvid")
     assert untrained.infer_size == InferSize()  # no shipped metrics, so no known scale
