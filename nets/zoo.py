@@ -23,7 +23,7 @@ from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError
 from nets.sizes import parse_size
 
-__all__ = ["ModelSpec", "available", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS", "sha256_of"]
+__all__ = ["ModelSpec", "available", "same_layout", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS", "sha256_of"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TASKS = ("segment", "depth", "segment+depth", "restore", "track", "classify")
@@ -114,6 +114,19 @@ _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
 def available() -> list[str]:
     """Names of all registered models, sorted."""
     return sorted(_REGISTRY)
+
+
+def same_layout(first: str, second: str) -> bool:
+    """Whether two registered models are one network (builder, layout, task, classes and
+    arguments), so that weights trained for one load into the other."""
+    layouts = [(s.builder, s.arch, s.task, s.classes, dict(s.kwargs)) for s in (_registered(first), _registered(second))]
+    return layouts[0] == layouts[1]
+
+
+def _registered(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        raise NetsError(f"unknown model {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name]
 
 
 def _manifest(weights_dir: Path) -> dict[str, Any]:

@@ -286,8 +286,21 @@ def test_fine_tuning_from_shipped_weights_undoes_and_redoes_the_prior_correction
     lines: list[str] = []
     assert train(chosen, tmp_path / "run", until=0, log=lines.append) is None
     assert any("starting seg-camvid from the shipped weights zoo:lwrefinenet-mbv2-camvid" in line for line in lines)
-    with pytest.raises(NetsError, match="not 'joint-mbv2-camvid'"):
+    with pytest.raises(NetsError, match="'joint-mbv2-camvid' is another network"):
         train(dataclasses.replace(chosen, init="zoo:joint-mbv2-camvid"), tmp_path / "other", log=lambda line: None)
+    # another shipped model of the same network is a valid start (e.g. the CamVid-only weights)
+    sibling = dataclasses.replace(chosen, init="zoo:lwrefinenet-mbv2-camvid-only")
+    assert train(sibling, tmp_path / "sibling", until=0, log=lines.append) is None
+    assert any("from the shipped weights zoo:lwrefinenet-mbv2-camvid-only" in line for line in lines)
+
+
+def test_same_layout_tells_one_network_from_another():
+    assert zoo.same_layout("joint-mbv2-camvid", "joint-mbv2-camvid-480")
+    assert zoo.same_layout("lwrefinenet-mbv2-camvid", "lwrefinenet-mbv2-camvid-only")
+    assert not zoo.same_layout("joint-mbv2-camvid", "joint-mbv2-kitti")  # other classes
+    assert not zoo.same_layout("rednet-jpeg", "rednet20-jpeg")  # other depth
+    with pytest.raises(NetsError, match="unknown model"):
+        zoo.same_layout("joint-mbv2-camvid", "nope")
 
 
 def test_a_run_started_from_shipped_weights_ships_with_their_history(tmp_path):

@@ -126,8 +126,7 @@ def _shipped_name(trained: str, name: str | None) -> str:
         return trained
     if name not in zoo.available():
         raise NetsError(f"--as {name}: no registered model of that name (add it to nets/zoo.py first)")
-    mine, theirs = ((s.builder, s.arch, s.task, s.classes, dict(s.kwargs)) for s in (zoo.spec(trained), zoo.spec(name)))
-    if mine != theirs:
+    if not zoo.same_layout(trained, name):
         raise NetsError(f"--as {name}: its layout differs from {trained!r}, whose weights this run trained")
     return name
 
