@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     _recipe_arguments(train)
     train.add_argument("--run", required=True, help="run folder (created; resumed when it holds last.pt)")
     train.add_argument("--init", help="start a new run from the best weights of this earlier run folder, or from a "
-                       "model's shipped weights with zoo:MODEL")
+                       "shipped model of the same network with zoo:MODEL")
     train.add_argument("--ema", type=float, help="keep and evaluate an exponential moving average of the weights "
                        "with this decay, e.g. 0.998 (default: off)")
     train.add_argument("--workers", type=int, help="data loader processes (default 0 on CPU, 4 on CUDA)")
