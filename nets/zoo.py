@@ -23,7 +23,8 @@ from nets.checkpoints import load_state_strict, read_state_dict
 from nets.errors import NetsError
 from nets.sizes import parse_size
 
-__all__ = ["ModelSpec", "available", "same_layout", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR", "TASKS", "sha256_of"]
+__all__ = ["ModelSpec", "available", "same_layout", "spec", "build", "load", "import_checkpoint", "WEIGHTS_DIR",
+           "TASKS", "sha256_of"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TASKS = ("segment", "depth", "segment+depth", "restore", "track", "classify")
@@ -119,11 +120,15 @@ def available() -> list[str]:
 def same_layout(first: str, second: str) -> bool:
     """Whether two registered models are one network (builder, layout, task, classes and
     arguments), so that weights trained for one load into the other."""
-    layouts = [(s.builder, s.arch, s.task, s.classes, dict(s.kwargs)) for s in (_registered(first), _registered(second))]
-    return layouts[0] == layouts[1]
+    return _network(_registered(first)) == _network(_registered(second))
+
+
+def _network(model: ModelSpec) -> tuple[Any, ...]:
+    return model.builder, model.arch, model.task, model.classes, dict(model.kwargs)
 
 
 def _registered(name: str) -> ModelSpec:
+    """The registered spec of ``name`` (without manifest data); an unknown name is an error."""
     if name not in _REGISTRY:
         raise NetsError(f"unknown model {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name]
@@ -144,17 +149,16 @@ def _manifest(weights_dir: Path) -> dict[str, Any]:
 
 def spec(name: str, weights_dir: str | Path | None = None) -> ModelSpec:
     """The spec of a registered model, with its shipped weights and metrics when listed."""
-    if name not in _REGISTRY:
-        raise NetsError(f"unknown model {name!r}; available: {', '.join(available())}")
+    registered = _registered(name)
     entry = _manifest(Path(weights_dir) if weights_dir else WEIGHTS_DIR).get(name)
     if entry is None:
-        return _REGISTRY[name]
+        return registered
     if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
             and isinstance(entry.get("sha256"), str)):
         raise NetsError(f"manifest entry for {name!r} needs string 'file' and 'sha256' fields")
     if not isinstance(entry.get("metrics", {}), dict):
         raise NetsError(f"manifest entry for {name!r} has 'metrics' that is not an object")
-    return dataclasses.replace(_REGISTRY[name], weights=entry["file"], sha256=entry["sha256"].lower(),
+    return dataclasses.replace(registered, weights=entry["file"], sha256=entry["sha256"].lower(),
                                metrics=dict(entry.get("metrics", {})), eval_size=_size(entry.get("eval_size"), name),
                                cpu_fps=entry.get("fps_cpu_480x360"), data=entry.get("data"))
 

@@ -191,9 +191,9 @@ class _Run:
 def starting_weights(recipe: Recipe, init: str, objective: Objective) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """The weights ``init`` names for a run of ``recipe``, and the manifest entry of shipped ones:
     ``zoo:NAME``, the shipped weights of the recipe's model or of another registered model of
-    the same network (with the objective's deployment undone, so training resumes from the scores it learned), or an earlier run folder's best
-    weights (the same model and layout, or a shallower RED-Net of the same kind, deepened so that
-    it computes the same output)."""
+    the same network (with the objective's deployment undone, so training resumes from the
+    scores it learned), or an earlier run folder's best weights (the same model and layout, or a
+    shallower RED-Net of the same kind, deepened so that it computes the same output)."""
     if init.startswith(ZOO_INIT):
         name = init[len(ZOO_INIT):]
         if not zoo.same_layout(name, recipe.model):
